@@ -1,0 +1,430 @@
+"""Typed configuration: one dataclass per section, YAML load/save, ``--set`` overrides.
+
+Every value is checked when a config is built: an unknown key, a wrong type or an
+out-of-range value raises ``ConfigError`` with one line naming the section, the key, what
+was given and what is allowed. The older tools' YAML dialect (sections ``graph_model`` /
+``training`` / ``claude``) is recognised and mapped onto these sections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from inr_tune.errors import ConfigError
+
+__all__ = [
+    "SECTIONS",
+    "BlockConfig",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "SearchConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "load_config",
+    "parse_set",
+    "save_config",
+]
+
+
+def _f(default: Any, doc: str, **check: Any) -> Any:
+    """A dataclass field with a docstring and checks (choices, min, max, gt)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc, **check})
+    return field(default=default, metadata={"doc": doc, **check})
+
+
+@dataclass
+class DataConfig:
+    """Which dataset, field and window a training reads."""
+
+    path: str | None = _f(None, "zarr dataset; null = the built-in default MPM dataset")
+    field: str = _f("F", "field to fit (MPM: F, Jp, C, S; fly-eye: stimulus)")
+    n_frames: int = _f(400, "window length in frames", min=1)
+    offset: str | int = _f("center", "window start: center, start or a frame index")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.offset, str) and self.offset not in ("center", "start"):
+            raise ConfigError(
+                f"data.offset={self.offset!r} is not allowed; use center, start or a frame index"
+            )
+        if isinstance(self.offset, int) and self.offset < 0:
+            raise ConfigError(f"data.offset={self.offset} must be ≥ 0")
+
+
+@dataclass
+class ModelConfig:
+    """The INR variant and its architecture."""
+
+    inr_type: str = _f(
+        "siren_txy", "INR variant", choices=("siren_t", "siren_id", "siren_txy", "ngp")
+    )
+    hidden_dim: int = _f(256, "hidden width", min=1, max=8192)
+    n_layers: int = _f(4, "hidden h→h layers between the first layer and the output", min=0, max=32)
+    omega: float = _f(8.0, "SIREN ω of the first layer", gt=0.0, max=1e5)
+    omega_hidden: float | None = _f(None, "SIREN ω of hidden layers; null = omega", gt=0.0)
+    omega_learning: bool = _f(False, "learn ω with its own learning rate")
+    lr_omega: float = _f(1.0e-6, "learning rate of ω when omega_learning", gt=0.0, max=1.0)
+    t_period: float = _f(1.0, "time encoding τ = k / n_frames / t_period", gt=0.0)
+    xy_period: float = _f(1.0, "space encoding (x, y) · scale / xy_period", gt=0.0)
+    id_embedding_dim: int = _f(0, "siren_id: 0 = scalar id i/N, > 0 = learned embedding", min=0)
+    output_init: str = _f("siren", "output layer init", choices=("siren", "zeros", "default"))
+    ngp_levels: int = _f(16, "hash grid levels", min=1, max=32)
+    ngp_log2_hashmap_size: int = _f(19, "log2 of the hash table size per level", min=8, max=24)
+    ngp_features_per_level: int = _f(2, "features per hash grid level", min=1, max=8)
+    ngp_base_resolution: int = _f(16, "coarsest grid resolution", min=2)
+    ngp_max_resolution: int = _f(1024, "finest grid resolution", min=2)
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation of one trial."""
+
+    lr: float = _f(1.2e-4, "learning rate", gt=0.0, max=1.0)
+    total_steps: int = _f(320000, "optimizer steps", min=1)
+    batch_size: int = _f(1, "frames per step", min=1, max=4096)
+    points_per_step: int | None = _f(None, "points sampled per frame; null = all", min=1)
+    optimizer: str = _f("adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop"))
+    weight_decay: float = _f(0.0, "weight decay (adamw, sgd, rmsprop)", min=0.0)
+    schedule: str = _f("cosine", "lr schedule", choices=("constant", "cosine", "warmup_cosine"))
+    warmup_steps: int = _f(0, "warmup_cosine: linear warmup steps; 0 = 2 % of total", min=0)
+    min_lr_ratio: float = _f(0.01, "cosine floor as a fraction of lr", min=0.0, max=1.0)
+    grad_clip: float | None = _f(1.0, "max gradient norm; null or 0 = off", min=0.0)
+    loss: str = _f("mse", "loss", choices=("mse", "huber", "l1"))
+    huber_delta: float = _f(1.0, "huber delta (standardised units)", gt=0.0)
+    seed: int = _f(0, "random seed", min=0)
+    eval_every: int = _f(1000, "steps between metric evaluations", min=1)
+    steps_per_call: int = _f(16, "optimizer steps per Lightning training_step", min=1, max=10000)
+    log_every: int = _f(50, "steps between logged losses", min=1)
+    max_minutes: float | None = _f(None, "wall-clock budget of the optimisation loop", gt=0.0)
+    device: str = _f("auto", "device", choices=("auto", "cpu", "cuda"))
+    precision: str = _f("32", "float precision", choices=("32", "bf16-mixed", "16-mixed"))
+
+
+@dataclass
+class SearchConfig:
+    """The UCB tree search."""
+
+    ucb_c: float = _f(1.414, "UCB exploration constant", min=0.0, max=10.0)
+    reward: str = _f("nines", "node reward", choices=("r2", "nines"))
+    proposer: str = _f("auto", "proposer", choices=("auto", "rule", "llm"))
+    llm_model: str = _f("claude-sonnet-4-5", "Anthropic model name")
+    llm_timeout_s: float = _f(120.0, "timeout of one LLM call", gt=0.0)
+    llm_max_retries: int = _f(2, "SDK retries on 429/529/timeouts", min=0, max=10)
+    space: str | None = _f(None, "search space YAML; null = the experiment's")
+    seed: int = _f(0, "seed of the rule proposer", min=0)
+
+
+@dataclass
+class BlockConfig:
+    """How a block of trials runs."""
+
+    experiment: str = _f("mpm_high_frames", "experiment name or directory")
+    iterations: int = _f(8, "trials per block", min=1, max=10000)
+    blocks: int = _f(1, "blocks to run", min=1, max=1000)
+    parallel: int = _f(4, "concurrent trials", min=1, max=256)
+
+
+@dataclass
+class Config:
+    """The whole configuration of a training or a search."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    block: BlockConfig = field(default_factory=BlockConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **sections: dict[str, Any]) -> Config:
+        """A new config with some keys changed: ``cfg.replace(training={"lr": 1e-4})``."""
+        raw = self.to_dict()
+        for section, values in sections.items():
+            raw.setdefault(section, {}).update(values)
+        return config_from_dict(raw)
+
+    def get(self, dotted: str) -> Any:
+        section, key = _split_key(dotted)
+        return getattr(getattr(self, section), key)
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "search": SearchConfig,
+    "block": BlockConfig,
+}
+
+# --------------------------------------------------------------------------- validation
+
+
+def _type_name(tp: Any) -> str:
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if args:
+        names = " or ".join(_type_name(a) for a in args)
+        return names + (" or null" if type(None) in typing.get_args(tp) else "")
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(section: str, key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise ConfigError (ints become floats, not back)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(section, key, value, arg)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(
+            f"{section}.{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+    bad = ConfigError(
+        f"{section}.{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+    )
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise bad
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "1e-4" (no dot) as a string
+                return float(value)
+            except ValueError:
+                raise bad from None
+        raise bad
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise bad
+    raise bad
+
+
+def _check(section: str, key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if value is None or isinstance(value, bool):
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        raise ConfigError(
+            f"{section}.{key}={value!r} is not allowed; choose one of: {', '.join(map(str, choices))}"
+        )
+    if isinstance(value, (int, float)):
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(f"{section}.{key}={value} is out of range; must be ≥ {meta['min']}")
+        if "gt" in meta and value <= meta["gt"]:
+            raise ConfigError(f"{section}.{key}={value} is out of range; must be > {meta['gt']}")
+        if "max" in meta and value > meta["max"]:
+            raise ConfigError(f"{section}.{key}={value} is out of range; must be ≤ {meta['max']}")
+
+
+def _build_section(section: str, values: Any) -> Any:
+    cls = SECTIONS[section]
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(
+            f"section {section!r} must be a mapping of keys, got {type(values).__name__}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {key!r} in section {section!r}; allowed: {', '.join(fields)}"
+            )
+        value = _coerce(section, key, value, hints[key])
+        _check(section, key, value, fields[key].metadata)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict[str, Any] | None) -> Config:
+    """Build and validate a Config from a mapping of sections (missing keys: defaults)."""
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(raw).__name__}")
+    unknown = [s for s in raw if s not in SECTIONS]
+    if unknown:
+        raise ConfigError(
+            f"unknown section {unknown[0]!r}; allowed sections: {', '.join(SECTIONS)}"
+        )
+    cfg = Config(**{s: _build_section(s, raw.get(s)) for s in SECTIONS})
+    m = cfg.model
+    if m.ngp_max_resolution < m.ngp_base_resolution:
+        raise ConfigError(
+            f"model.ngp_max_resolution={m.ngp_max_resolution} must be ≥ "
+            f"model.ngp_base_resolution={m.ngp_base_resolution}"
+        )
+    return cfg
+
+
+# --------------------------------------------------------------------------- older dialect
+
+# (section, key) of the older tools' YAML → our (section, key). Keys found in those
+# sections but not listed here belong to their simulator or pipeline and are ignored.
+ANCHOR_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    ("graph_model", "hidden_dim_nnr_f"): ("model", "hidden_dim"),
+    ("graph_model", "n_layers_nnr_f"): ("model", "n_layers"),
+    ("graph_model", "omega_f"): ("model", "omega"),
+    ("graph_model", "nnr_f_T_period"): ("model", "t_period"),
+    ("graph_model", "nnr_f_xy_period"): ("model", "xy_period"),
+    ("graph_model", "omega_f_learning"): ("model", "omega_learning"),
+    ("graph_model", "inr_type"): ("model", "inr_type"),
+    ("graph_model", "ngp_n_levels"): ("model", "ngp_levels"),
+    ("graph_model", "ngp_log2_hashmap_size"): ("model", "ngp_log2_hashmap_size"),
+    ("training", "learning_rate_NNR_f"): ("training", "lr"),
+    ("training", "learning_rate_omega_f"): ("model", "lr_omega"),
+    ("training", "batch_size"): ("training", "batch_size"),
+    ("training", "inr_batch_size"): ("training", "batch_size"),
+    ("training", "total_steps"): ("training", "total_steps"),
+    ("training", "n_training_frames"): ("data", "n_frames"),
+    ("training", "seed"): ("training", "seed"),
+    ("claude", "field_name"): ("data", "field"),
+    ("claude", "ucb_c"): ("search", "ucb_c"),
+    ("claude", "total_steps"): ("training", "total_steps"),
+    ("claude", "n_training_frames"): ("data", "n_frames"),
+    ("claude", "n_iter_block"): ("block", "iterations"),
+}
+ANCHOR_SECTIONS = ("graph_model", "claude", "simulation", "plotting")
+
+
+def is_anchor_dialect(raw: Any) -> bool:
+    return isinstance(raw, dict) and any(s in raw for s in ("graph_model", "claude"))
+
+
+def from_anchor_dialect(raw: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Map an older-tool config onto our sections; returns (sections, ignored dotted keys)."""
+    out: dict[str, dict[str, Any]] = {}
+    ignored: list[str] = []
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            ignored.append(str(section))
+            continue
+        for key, value in values.items():
+            target = ANCHOR_KEYS.get((section, key))
+            if target is None:
+                ignored.append(f"{section}.{key}")
+                continue
+            out.setdefault(target[0], {})[target[1]] = value
+    return out, ignored
+
+
+# --------------------------------------------------------------------------- files, --set
+
+
+def _split_key(dotted: str) -> tuple[str, str]:
+    parts = dotted.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"key {dotted!r} must look like section.key, e.g. training.lr")
+    section, key = parts
+    if section not in SECTIONS:
+        raise ConfigError(
+            f"unknown section {section!r} in {dotted!r}; allowed: {', '.join(SECTIONS)}"
+        )
+    names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if key not in names:
+        raise ConfigError(
+            f"unknown key {key!r} in section {section!r}; allowed: {', '.join(names)}"
+        )
+    return section, key
+
+
+def parse_set(item: str) -> tuple[str, str, Any]:
+    """Parse one ``section.key=value`` (value read as YAML: 1e-4, true, null, [1, 2])."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r} must look like section.key=value, e.g. training.lr=1e-4")
+    dotted, text = item.split("=", 1)
+    section, key = _split_key(dotted.strip())
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    return section, key, value
+
+
+def apply_overrides(raw: dict[str, Any], sets: list[str] | None) -> dict[str, Any]:
+    """Return ``raw`` (sections mapping) with each ``section.key=value`` applied."""
+    raw = {s: dict(v or {}) for s, v in (raw or {}).items()}
+    for item in sets or []:
+        section, key, value = parse_set(item)
+        raw.setdefault(section, {})[key] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist")
+    try:
+        return yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{p} is not valid YAML{where}") from None
+
+
+def load_config(
+    path: str | Path | None = None, sets: list[str] | None = None, *, notes: list[str] | None = None
+) -> Config:
+    """Load a YAML config (ours or the older dialect), apply ``--set`` overrides, validate.
+
+    Keys of the older dialect that have no meaning here are listed in ``notes`` if given.
+    """
+    raw: Any = {} if path is None else read_yaml(path)
+    if raw is None:
+        raw = {}
+    if is_anchor_dialect(raw):
+        raw, ignored = from_anchor_dialect(raw)
+        if notes is not None and ignored:
+            notes.append(f"ignored {len(ignored)} keys of the older format: {', '.join(ignored)}")
+    where = f" (in {path})" if path is not None else ""
+    try:
+        return config_from_dict(apply_overrides(raw, sets))
+    except ConfigError as err:
+        raise ConfigError(f"{err}{where}") from None
+
+
+def save_config(cfg: Config, path: str | Path) -> Path:
+    """Write ``cfg`` as YAML (atomically: temp file then rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp")
+    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    tmp.replace(p)
+    return p
+
+
+def describe() -> str:
+    """Every section and key with its default and docstring (for ``--help`` epilogs)."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        lines.append(f"{section}:")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"  {f.name} = {default!r}  # {f.metadata.get('doc', '')}")
+    return "\n".join(lines)

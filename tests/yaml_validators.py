@@ -1,0 +1,22 @@
+"""Validators for every kind of YAML the project ships (used by test_config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from inr_tune.config import SECTIONS, config_from_dict, load_config
+
+
+def validate_shipped_yaml(path: Path) -> None:
+    """Load ``path`` with the loader of its kind; raise on any problem."""
+    raw = yaml.safe_load(path.read_text())
+    assert isinstance(raw, dict), f"{path}: top level must be a mapping"
+    if set(raw) <= set(SECTIONS):
+        load_config(path)
+        return
+    raise AssertionError(f"{path}: no validator knows this kind of YAML (keys {sorted(raw)})")
+
+
+__all__ = ["config_from_dict", "validate_shipped_yaml"]
