@@ -98,7 +98,8 @@ def _v2_stimulus(path: Path, n_frames: int = 300, width: int = 13741) -> np.ndar
 
     rng = np.random.default_rng(0)
     data = np.zeros((n_frames, width), np.float32)
-    data[:, :1736] = rng.uniform(0, 1, size=(n_frames, 1736))
+    k = min(width, 1736)
+    data[:, :k] = rng.uniform(0, 1, size=(n_frames, k))
     arr = zarr.create_array(
         store=str(path),
         shape=data.shape,
