@@ -1,0 +1,44 @@
+"""INR models: SIREN, the hash-grid NGP field, the variants and their input encoding.
+
+The Lightning module (``inr_tune.models.module``) is not imported here, so that this
+package stays free of Lightning.
+"""
+
+from __future__ import annotations
+
+from inr_tune.models.ngp import HashGridEncoding, NGPField
+from inr_tune.models.siren import OUTPUT_INITS, SineLayer, Siren
+from inr_tune.models.variants import (
+    INR_TYPES,
+    FieldINR,
+    FieldSpec,
+    NGPFieldINR,
+    SirenIdField,
+    SirenTField,
+    SirenTXYField,
+    Standardizer,
+    build_model,
+    encode_inputs,
+    encode_time,
+    predict_window,
+)
+
+__all__ = [
+    "INR_TYPES",
+    "OUTPUT_INITS",
+    "FieldINR",
+    "FieldSpec",
+    "HashGridEncoding",
+    "NGPField",
+    "NGPFieldINR",
+    "SineLayer",
+    "Siren",
+    "SirenIdField",
+    "SirenTField",
+    "SirenTXYField",
+    "Standardizer",
+    "build_model",
+    "encode_inputs",
+    "encode_time",
+    "predict_window",
+]
