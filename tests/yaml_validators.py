@@ -13,6 +13,12 @@ def validate_shipped_yaml(path: Path) -> None:
     """Load ``path`` with the loader of its kind; raise on any problem."""
     raw = yaml.safe_load(path.read_text())
     assert isinstance(raw, dict), f"{path}: top level must be a mapping"
+    in_spaces = path.parent.name == "spaces" and path.parent.parent.name == "configs"
+    if in_spaces or ("params" in raw and set(raw) <= {"name", "params", "doc"}):
+        from inr_tune.search.space import SearchSpace
+
+        SearchSpace.from_yaml(path)  # search spaces: params with bounds/values and moves
+        return
     if set(raw) <= set(SECTIONS):
         load_config(path)
         return

@@ -1,1 +1,27 @@
+"""Proposers: one interface (``Proposer``), the offline ``RuleProposer``."""
 
+from __future__ import annotations
+
+from inr_tune.search.proposers.base import (
+    BlockReview,
+    NodeNote,
+    Proposal,
+    ProposalBatch,
+    Proposer,
+    SearchState,
+    check_proposal,
+    taken_configs,
+)
+from inr_tune.search.proposers.rule import RuleProposer
+
+__all__ = [
+    "BlockReview",
+    "NodeNote",
+    "Proposal",
+    "ProposalBatch",
+    "Proposer",
+    "RuleProposer",
+    "SearchState",
+    "check_proposal",
+    "taken_configs",
+]

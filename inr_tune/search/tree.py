@@ -1,0 +1,415 @@
+"""The exploration tree: nodes (one trial each), rewards and UCB scores. No Ray, no torch.
+
+Invariants, enforced by ``Tree.add``: node ids are 1, 2, … in creation order; a node's
+parent exists before it (``parent=None`` means the block's root config), so the parent
+links can never form a cycle; a node's config is stored as a plain dict and never edited.
+Failed and diverged nodes stay in the tree with reward 0.
+
+The block runner keeps the tree in step with the journal (the source of truth) through
+three events, which ``Tree.replay`` reads back (other events are ignored)::
+
+    {"event": "node_added", "node": Node.to_dict()}            # status "pending"
+    {"event": "node_completed", "node_id": 7, "status": "ok", "metrics": {...}, "error": null}
+    {"event": "node_noted", "node_id": 7, "observation": "...", "visual": null, "verdict": "supported"}
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
+
+__all__ = [
+    "EVENT_ADDED",
+    "EVENT_COMPLETED",
+    "EVENT_NOTED",
+    "EXPECTS",
+    "REWARDS",
+    "STATUSES",
+    "Node",
+    "Tree",
+    "UCBScore",
+    "format_ucb_scores",
+    "reward_of",
+]
+
+PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED = (
+    "pending",
+    "ok",
+    "failed",
+    "diverged",
+    "early_stopped",
+)
+STATUSES = (PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED)
+HAS_R2 = (OK, EARLY_STOPPED)  # statuses whose final_r2 counts
+EXPECTS = ("improve", "worsen", "same", None)
+REWARDS = ("r2", "nines")
+NINES_CAP = 6.0  # nines reward saturates at R² = 1 − 1e-6
+
+EVENT_ADDED, EVENT_COMPLETED, EVENT_NOTED = "node_added", "node_completed", "node_noted"
+
+
+def _finite(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x) if math.isfinite(x) else None
+
+
+def reward_of(r2: float | None, kind: str = "nines") -> float:
+    """Reward in [0, 1] for an R² (None or NaN → 0).
+
+    ``r2``: R² clipped to [0, 1] (the older tools' choice). ``nines``:
+    min(−log10(1 − R²), 6) / 6, so 0.99 → 0.333, 0.999 → 0.5, 0.9999 → 0.667: it keeps
+    separating configs above 0.999, where R² differences shrink to 1e-4.
+    """
+    if kind not in REWARDS:
+        raise ValueError(f"unknown reward {kind!r}; allowed: {', '.join(REWARDS)}")
+    value = _finite(r2)
+    if value is None or value <= 0.0:
+        return 0.0
+    if kind == "r2":
+        return min(value, 1.0)
+    if value >= 1.0:
+        return 1.0
+    return min(-math.log10(1.0 - value), NINES_CAP) / NINES_CAP
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _jsonable(value.item())
+    return value
+
+
+@dataclass(slots=True)
+class Node:
+    """One trial: a config (parent's config + one mutation), why it was tried, its result."""
+
+    id: int
+    parent: int | None  # None = a child of the block's root config
+    block: int
+    config: dict[str, Any]  # Config.to_dict()
+    mutation: dict[str, list[Any]] = field(default_factory=dict)  # {param: [old, new]}
+    strategy: str = "exploit"
+    hypothesis: str = ""
+    expect: str | None = None  # "improve" | "worsen" | "same" | None
+    observation: str | None = None
+    visual: str | None = None
+    verdict: str | None = None  # "supported" | "falsified" | "inconclusive"
+    metrics: dict[str, Any] = field(default_factory=dict)
+    status: str = PENDING
+    error: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status == PENDING
+
+    @property
+    def finished(self) -> bool:
+        return self.status != PENDING
+
+    @property
+    def r2(self) -> float | None:
+        """final_r2 of an ok or early-stopped node; None when pending, failed or missing.
+
+        An early-stopped node's ``metrics["final_r2"]`` is its last reported R² (the trial
+        evaluates before it stops), so it is scored like a finished one.
+        """
+        if self.status not in HAS_R2:
+            return None
+        return _finite(self.metrics.get("final_r2"))
+
+    def reward(self, kind: str = "nines") -> float:
+        """Q of this node: ``reward_of(r2)``; 0 for failed, diverged or pending nodes."""
+        return reward_of(self.r2, kind)
+
+    @property
+    def mutated(self) -> str | None:
+        """The mutated parameter's name (None for a baseline)."""
+        return next(iter(self.mutation), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Node:
+        names = {f.name for f in fields(cls)}
+        unknown = set(raw) - names
+        if unknown:
+            raise ValueError(f"unknown node fields: {', '.join(sorted(unknown))}")
+        data = dict(raw)
+        data["mutation"] = {k: list(v) for k, v in (data.get("mutation") or {}).items()}
+        data["metrics"] = dict(data.get("metrics") or {})
+        data["config"] = copy.deepcopy(dict(data["config"]))
+        return cls(**data)
+
+
+class UCBScore(NamedTuple):
+    node: Node
+    ucb: float
+    visits: int
+
+
+class Tree:
+    """All nodes of a run (every block), in id order."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[int, Node] = {}
+        self._children: dict[int, list[int]] = {}
+
+    # ------------------------------------------------------------------ building
+
+    def add(
+        self,
+        parent: int | None,
+        config: Mapping[str, Any] | Any,
+        mutation: Mapping[str, Any],
+        strategy: str,
+        hypothesis: str,
+        block: int,
+        expect: str | None = None,
+    ) -> Node:
+        """Add a pending node with the next id. ``parent`` must exist (or be None).
+
+        ``config`` is a Config or its ``to_dict()``; it is deep-copied. ``mutation`` maps a
+        param to ``(old, new)``; it is empty only for a block's baseline.
+        """
+        if hasattr(config, "to_dict"):
+            config = config.to_dict()
+        node = Node(
+            id=self.next_id,
+            parent=parent,
+            block=block,
+            config=copy.deepcopy(dict(config)),
+            mutation={str(k): list(v) for k, v in mutation.items()},
+            strategy=strategy,
+            hypothesis=hypothesis,
+            expect=expect,
+        )
+        return self.insert(node)
+
+    def insert(self, node: Node) -> Node:
+        """Add a ready-made node (replay); same checks as ``add``."""
+        if node.id in self._nodes or node.id < self.next_id:
+            raise ValueError(f"node id {node.id} must be new and > {self.next_id - 1}")
+        if node.parent is not None and node.parent not in self._nodes:
+            raise ValueError(f"node {node.id}: parent {node.parent} does not exist")
+        if node.expect not in EXPECTS:
+            raise ValueError(f"node {node.id}: expect={node.expect!r}; allowed: {EXPECTS}")
+        if node.status not in STATUSES:
+            raise ValueError(f"node {node.id}: status={node.status!r}; allowed: {STATUSES}")
+        for param, pair in node.mutation.items():
+            if len(pair) != 2:
+                raise ValueError(f"node {node.id}: mutation of {param} must be [old, new]")
+        self._nodes[node.id] = node
+        self._children[node.id] = []
+        if node.parent is not None:
+            self._children[node.parent].append(node.id)
+        return node
+
+    def complete(
+        self,
+        node_id: int,
+        status: str,
+        metrics: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Node:
+        """Record a pending node's result (status ok, failed, diverged or early_stopped)."""
+        node = self[node_id]
+        if status not in STATUSES or status == PENDING:
+            raise ValueError(
+                f"status {status!r} not allowed; use ok, failed, diverged or early_stopped"
+            )
+        if not node.pending:
+            raise ValueError(f"node {node_id} is already {node.status}")
+        node.status = status
+        node.metrics = _jsonable(dict(metrics or {}))
+        node.error = error
+        return node
+
+    def note(
+        self,
+        node_id: int,
+        observation: str | None = None,
+        visual: str | None = None,
+        verdict: str | None = None,
+    ) -> Node:
+        """Set a node's observation, visual remark and verdict (None leaves one unchanged)."""
+        node = self[node_id]
+        if observation is not None:
+            node.observation = observation
+        if visual is not None:
+            node.visual = visual
+        if verdict is not None:
+            node.verdict = verdict
+        return node
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def next_id(self) -> int:
+        return max(self._nodes, default=0) + 1
+
+    @property
+    def nodes(self) -> list[Node]:
+        return list(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __getitem__(self, node_id: int) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise KeyError(f"no node {node_id} in the tree") from None
+
+    def get(self, node_id: int | None) -> Node | None:
+        return None if node_id is None else self._nodes.get(node_id)
+
+    def children(self, node_id: int) -> list[Node]:
+        return [self._nodes[i] for i in self._children[self[node_id].id]]
+
+    def descendants(self, node_id: int) -> list[Node]:
+        """All nodes below ``node_id`` (pending ones included), each once, in id order."""
+        out: list[int] = []
+        stack = list(self._children[self[node_id].id])
+        while stack:
+            i = stack.pop()
+            out.append(i)
+            stack.extend(self._children[i])
+        return [self._nodes[i] for i in sorted(out)]
+
+    def chain(self, node_id: int) -> list[Node]:
+        """The node and its ancestors, nearest first, up to its root (parent None)."""
+        out = [self[node_id]]
+        while out[-1].parent is not None:
+            out.append(self._nodes[out[-1].parent])
+        return out
+
+    def distance(self, a: int, b: int) -> int:
+        """Edges between two nodes. Nodes with parent None hang from one virtual root."""
+        path_a = [n.id for n in self.chain(a)]
+        path_b = [n.id for n in self.chain(b)]
+        index_b = {n: i for i, n in enumerate(path_b)}
+        for i, n in enumerate(path_a):
+            if n in index_b:
+                return i + index_b[n]
+        return len(path_a) + len(path_b)
+
+    def block_nodes(self, block: int) -> list[Node]:
+        return [n for n in self._nodes.values() if n.block == block]
+
+    def pending(self, block: int | None = None) -> list[Node]:
+        return [n for n in self._nodes.values() if n.pending and block in (None, n.block)]
+
+    def finished(self, block: int | None = None) -> list[Node]:
+        return [n for n in self._nodes.values() if n.finished and block in (None, n.block)]
+
+    def best(self, block: int | None = None) -> Node | None:
+        """The node with the highest R² (in ``block`` if given); ties: the earlier node."""
+        scored = [n for n in self.finished(block) if n.r2 is not None]
+        if not scored:
+            return None
+        return max(scored, key=lambda n: (n.r2, -n.id))
+
+    def reference(self, node_id: int) -> Node | None:
+        """The node a result is compared with: its parent, or for a block-root child the
+        block's baseline (the node with parent None and no mutation); None for a baseline."""
+        node = self[node_id]
+        if node.parent is not None:
+            return self._nodes[node.parent]
+        if not node.mutation:
+            return None
+        for n in self.block_nodes(node.block):
+            if n.parent is None and not n.mutation and n.id != node.id:
+                return n
+        return None
+
+    # ------------------------------------------------------------------ UCB
+
+    def ucb_scores(self, block: int, c: float = 1.414, reward: str = "nines") -> list[UCBScore]:
+        """UCB(k) = Q_k + c·√(ln N / n_k) for every finished node k of ``block``.
+
+        N = nodes of the block (finished + pending); n_k = 1 + descendants of k in the block,
+        pending ones included (a pending child is a descendant and counts once), so a node
+        picked for an in-flight trial scores lower for the next pick. Sorted by UCB
+        descending, ties by id.
+        """
+        members = self.block_nodes(block)
+        big_n = len(members)
+        log_n = math.log(big_n) if big_n > 0 else 0.0
+        out = []
+        for node in members:
+            if node.pending:
+                continue
+            visits = 1 + sum(1 for d in self.descendants(node.id) if d.block == block)
+            ucb = node.reward(reward) + c * math.sqrt(log_n / visits)
+            out.append(UCBScore(node, ucb, visits))
+        out.sort(key=lambda s: (-s.ucb, s.node.id))
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [n.to_dict() for n in self._nodes.values()]}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Tree:
+        tree = cls()
+        for item in raw.get("nodes", []):
+            tree.insert(Node.from_dict(item))
+        return tree
+
+    def copy(self) -> Tree:
+        """A deep copy (proposers add scratch pending nodes to one)."""
+        return Tree.from_dict(self.to_dict())
+
+    def apply_event(self, event: Mapping[str, Any]) -> None:
+        """Apply one journal event (``node_added``, ``node_completed``, ``node_noted``)."""
+        kind = event.get("event")
+        if kind == EVENT_ADDED:
+            self.insert(Node.from_dict(event["node"]))
+        elif kind == EVENT_COMPLETED:
+            self.complete(
+                int(event["node_id"]), event["status"], event.get("metrics"), event.get("error")
+            )
+        elif kind == EVENT_NOTED:
+            self.note(
+                int(event["node_id"]),
+                event.get("observation"),
+                event.get("visual"),
+                event.get("verdict"),
+            )
+
+    @classmethod
+    def replay(cls, events: Iterable[Mapping[str, Any]]) -> Tree:
+        """Rebuild a tree from journal events in order (unrelated events are skipped)."""
+        tree = cls()
+        for event in events:
+            tree.apply_event(event)
+        return tree
+
+
+def format_ucb_scores(scores: Iterable[UCBScore]) -> str:
+    """ucb_scores.txt: ``Node 2: UCB=2.175, parent=1, visits=1, R2=0.997000`` per line.
+
+    ``parent=root`` for a block-root child. A node without R² (failed, diverged) shows
+    ``R2=nan, status=failed``. Empty string when there are no scores (a block's start).
+    """
+    lines = []
+    for node, ucb, visits in scores:
+        parent = "root" if node.parent is None else str(node.parent)
+        r2 = node.r2
+        tail = f"R2={r2:.6f}" if r2 is not None else f"R2=nan, status={node.status}"
+        lines.append(f"Node {node.id}: UCB={ucb:.3f}, parent={parent}, visits={visits}, {tail}")
+    return "\n".join(lines) + ("\n" if lines else "")
