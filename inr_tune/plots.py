@@ -1,0 +1,191 @@
+"""Figures: the field panel of one trial (matplotlib, Agg backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["field_panel", "map_ssim", "save_figure"]
+
+GRID = 64
+
+
+def _rasterise(
+    pos: np.ndarray, val: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin means of ``val`` [N] at ``pos`` [N, 2] on a GRID² grid; (image, occupied mask)."""
+    from scipy.ndimage import distance_transform_edt
+
+    ij = np.clip(
+        ((pos - lo) / np.maximum(hi - lo, 1e-12) * (GRID - 1)).round().astype(int), 0, GRID - 1
+    )
+    flat = ij[:, 1] * GRID + ij[:, 0]
+    s = np.bincount(flat, weights=val, minlength=GRID * GRID)
+    c = np.bincount(flat, minlength=GRID * GRID)
+    occupied = (c > 0).reshape(GRID, GRID)
+    img = np.where(c > 0, s / np.maximum(c, 1), 0.0).reshape(GRID, GRID)
+    # Fill empty bins with the nearest occupied value so SSIM windows see no false edges.
+    _, (ii, jj) = distance_transform_edt(~occupied, return_indices=True)
+    return img[ii, jj], occupied
+
+
+def map_ssim(pos: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> float:
+    """SSIM of GT vs prediction rasterised at one frame, averaged over occupied bins.
+
+    ``pos`` [N, 2]; ``gt``, ``pred`` [N]. data_range = max(gt) − min(gt).
+    """
+    from skimage.metrics import structural_similarity
+
+    lo, hi = pos.min(axis=0), pos.max(axis=0)
+    g, occupied = _rasterise(pos, gt, lo, hi)
+    p, _ = _rasterise(pos, pred, lo, hi)
+    rng = float(gt.max() - gt.min())
+    if rng <= 1e-6 * max(float(np.abs(gt).max()), 1e-30):  # constant at this frame
+        return 1.0 if np.allclose(gt, pred, rtol=1e-4, atol=1e-12) else 0.0
+    _, smap = structural_similarity(g, p, data_range=rng, full=True)
+    return float(smap[occupied].mean())
+
+
+def field_panel(
+    *,
+    gt: np.ndarray,
+    pred: np.ndarray,
+    positions: np.ndarray,
+    losses: Sequence[tuple[int, float]],
+    components: Sequence[str],
+    info: dict[str, Any],
+    n_traces: int = 10,
+    seed: int = 0,
+) -> Figure:
+    """Loss, traces, info, pred-vs-GT scatter, then GT/prediction maps per component.
+
+    ``gt``, ``pred`` [T, N, C] raw units; ``positions`` [T, N, 2] or [N, 2].
+    """
+    t, n, c = gt.shape
+    n_cols = 4
+    map_rows = int(np.ceil(2 * c / n_cols))
+    fig = plt.figure(figsize=(17, 4.2 * (1 + map_rows)), layout="constrained")
+    gs = fig.add_gridspec(1 + map_rows, n_cols)
+    rng = np.random.default_rng(seed)
+
+    ax = fig.add_subplot(gs[0, 0])
+    if losses:
+        steps, values = np.asarray(losses, dtype=float).T
+        ax.plot(steps, values, color="0.6", lw=0.8, label="loss")
+        k = max(1, len(values) // 50)
+        if len(values) > k:
+            smooth = np.convolve(values, np.ones(k) / k, mode="valid")
+            ax.plot(steps[k - 1 :], smooth, color="tab:red", lw=1.5, label="smoothed")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    ax.set(title="training loss (standardised)", xlabel="step")
+
+    ax = fig.add_subplot(gs[0, 1])
+    pts = rng.choice(n, size=min(n_traces, n), replace=False)
+    frames = np.arange(t)
+    for j, p in enumerate(pts):
+        g, q = gt[:, p, 0], pred[:, p, 0]
+        offset = j * 4 * (gt[:, :, 0].std() + 1e-12)
+        ax.plot(
+            frames, g - g.mean() + offset, color="tab:green", lw=1.2, label="GT" if j == 0 else None
+        )
+        ax.plot(
+            frames,
+            q - g.mean() + offset,
+            color="k",
+            lw=0.8,
+            ls="--",
+            label="prediction" if j == 0 else None,
+        )
+    ax.set(
+        title=f"{len(pts)} traces of {components[0]} (centred, offset)", xlabel="frame", yticks=[]
+    )
+    ax.legend(fontsize=8, loc="upper right")
+
+    ax = fig.add_subplot(gs[0, 2])
+    ax.axis("off")
+    lines = [f"{k}: {v}" for k, v in info.items()]
+    ax.text(
+        0.02,
+        0.98,
+        "\n".join(lines),
+        va="top",
+        ha="left",
+        family="monospace",
+        fontsize=10,
+        bbox={"boxstyle": "round", "fc": "0.95", "ec": "0.7"},
+        transform=ax.transAxes,
+    )
+
+    ax = fig.add_subplot(gs[0, 3])
+    flat_g, flat_p = gt.reshape(-1), pred.reshape(-1)
+    sel = rng.choice(flat_g.size, size=min(20000, flat_g.size), replace=False)
+    ax.scatter(flat_g[sel], flat_p[sel], s=2, alpha=0.3, color="tab:blue", rasterized=True)
+    lo, hi = float(flat_g.min()), float(flat_g.max())
+    ax.plot([lo, hi], [lo, hi], "r--", lw=1, label="y = x")
+    gc = flat_g - flat_g.mean()
+    slope = float((gc @ (flat_p - flat_p.mean())) / max(gc @ gc, 1e-30))
+    intercept = float(flat_p.mean() - slope * flat_g.mean())
+    ax.plot(
+        [lo, hi],
+        [intercept + slope * lo, intercept + slope * hi],
+        color="tab:green",
+        lw=1,
+        label=f"fit: slope {slope:.4f}",
+    )
+    sse = float(((flat_p - flat_g) ** 2).sum())
+    sst = float((gc**2).sum())
+    r2 = 1 - sse / sst if sst > 0 else float("nan")
+    ax.set(title=f"prediction vs GT (R² {r2:.5f})", xlabel="GT", ylabel="prediction")
+    ax.legend(fontsize=8, loc="upper left")
+
+    mid = t // 2
+    pos = positions[mid] if positions.ndim == 3 else positions
+    for ci in range(c):
+        g, q = gt[mid, :, ci], pred[mid, :, ci]
+        vmin, vmax = float(np.percentile(g, 1)), float(np.percentile(g, 99))
+        pad = 1e-6 * max(abs(vmin), abs(vmax)) + 1e-12
+        if vmax - vmin < pad:  # a constant component: centre it in the colour range
+            vmin, vmax = vmin - pad, vmax + pad
+        ssim = map_ssim(pos, g, q)
+        for k, (vals, label) in enumerate(((g, "GT"), (q, "pred"))):
+            cell = 2 * ci + k
+            ax = fig.add_subplot(gs[1 + cell // n_cols, cell % n_cols])
+            sc = ax.scatter(
+                pos[:, 0],
+                pos[:, 1],
+                c=vals,
+                s=4,
+                cmap="viridis",
+                vmin=vmin,
+                vmax=vmax,
+                rasterized=True,
+            )
+            ax.set_aspect("equal")
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(
+                f"{label} {components[ci]} @ frame {mid}" + (f" · SSIM {ssim:.3f}" if k else ""),
+                fontsize=10,
+            )
+            cbar = fig.colorbar(sc, ax=ax, fraction=0.046, pad=0.02)
+            cbar.formatter.set_useOffset(False)
+            cbar.ax.tick_params(labelsize=8)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 80) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path

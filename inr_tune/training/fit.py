@@ -1,0 +1,239 @@
+"""Run one trial: load the window, build the module and trainer, fit, evaluate, write results.
+
+``run_trial`` is the core of both ``python -m inr_tune.train`` and the Ray trainable. It
+raises ``InrTuneError`` for bad configs or data (before any training) and otherwise always
+returns a metrics dict whose ``status`` is ``ok``, ``diverged`` or ``failed`` (with
+``error``), after writing ``metrics.json``, ``field.png``, ``checkpoint.ckpt``, the
+config and TensorBoard events to ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import subprocess
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from inr_tune import __version__
+from inr_tune.config import Config, save_config
+from inr_tune.data.store import Window, open_dataset
+from inr_tune.errors import ConfigError
+
+__all__ = ["load_window", "resolve_device", "run_trial", "version_stamp"]
+
+#: fly-eye positions have |x| ≤ 8: scale into the unit disc (DESIGN.md "Models").
+POSITION_SCALE = {"mpm": 1.0, "flyvis": 1.0 / 8.0}
+
+
+def version_stamp() -> str:
+    """Package version, plus the git commit when run from a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        commit = out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{__version__}+{commit}" if commit else __version__
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device=cuda but no CUDA GPU is available; use auto or cpu")
+    return name
+
+
+def load_window(
+    cfg: Config, dataset_path: str | os.PathLike[str] | None = None
+) -> tuple[Window, Path]:
+    """The training window of ``cfg.data`` (default dataset when no path is given)."""
+    path = dataset_path or cfg.data.path
+    if path is None:
+        from inr_tune.data.defaults import ensure_default_dataset
+
+        path = ensure_default_dataset("mpm")
+    ds = open_dataset(path)
+    return ds.window(cfg.data.field, cfg.data.n_frames, cfg.data.offset), Path(path)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*Starting from v1.9.0, `tensorboardX`.*")
+    warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(_json_safe(payload), indent=2, allow_nan=False))
+    tmp.replace(path)
+
+
+def hparams_of(cfg: Config) -> dict[str, Any]:
+    """Flat hyper-parameters for TensorBoard's HParams view."""
+    flat: dict[str, Any] = {"data.field": cfg.data.field, "data.n_frames": cfg.data.n_frames}
+    for section in ("model", "training"):
+        for k, v in getattr(cfg, section).__dict__.items():
+            flat[f"{section}.{k}"] = "null" if v is None else v
+    return flat
+
+
+def run_trial(
+    cfg: Config,
+    out_dir: str | os.PathLike[str],
+    *,
+    dataset_path: str | os.PathLike[str] | None = None,
+    content_hash: str | None = None,
+    progress: bool = False,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    num_threads: int | None = None,
+    extra_hparams: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train ``cfg`` once; write results to ``out_dir`` and return the metrics dict."""
+    wall0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    window, data_path = load_window(cfg, dataset_path)
+    device = resolve_device(cfg.training.device)
+    save_config(cfg, out / "config.yaml")
+
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import Timer
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    from inr_tune.training.callbacks import (
+        DivergenceGuard,
+        FieldPanel,
+        FinalCheckpoint,
+        MetricsEvaluator,
+        StepProgress,
+    )
+    from inr_tune.training.module import INRModule
+
+    _quiet_lightning()
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    L.seed_everything(cfg.training.seed, workers=False, verbose=False)
+    module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
+    t = cfg.training
+    logger = TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False)
+    evaluator = MetricsEvaluator(t.eval_every, report=report)
+    info = {
+        "field": cfg.data.field,
+        "variant": cfg.model.inr_type,
+        "model": f"{cfg.model.hidden_dim}×{cfg.model.n_layers}, ω {cfg.model.omega:g}",
+        "lr": f"{t.lr:.3g}",
+        "components": window.components,
+    }
+    callbacks: list[Any] = [
+        DivergenceGuard(),
+        evaluator,
+        FieldPanel(out / "field.png", info),
+        FinalCheckpoint(out / "checkpoint.ckpt"),
+    ]
+    if progress:
+        callbacks.insert(
+            0, StepProgress(t.total_steps, desc=f"{cfg.data.field} {cfg.model.inr_type}")
+        )
+    timer = None
+    if t.max_minutes:
+        timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
+        callbacks.append(timer)
+    trainer = L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=1,
+        logger=logger,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        log_every_n_steps=1,  # our own logging runs every training.log_every optimizer steps
+    )
+    n_calls = math.ceil(t.total_steps / t.steps_per_call)
+    loader = torch.utils.data.DataLoader(range(n_calls), batch_size=None)
+    status, error = "ok", None
+    try:
+        trainer.fit(module, loader)
+    except torch.OutOfMemoryError as err:
+        status, error = "failed", f"out of memory: {str(err).splitlines()[0]}"
+    except Exception as err:
+        status, error = (
+            "failed",
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+        )
+    if status == "ok" and module.diverged:
+        status, error = "diverged", module.diverged
+    final = getattr(module, "final_metrics", {}) if status == "ok" else {}
+    n_values = int(np.prod(window.values.shape))
+    metrics: dict[str, Any] = {
+        "status": status,
+        "error": error,
+        **final,
+        "total_params": module.total_params,
+        "compression_ratio": n_values / module.total_params,
+        "training_time": evaluator.training_time,
+        "wall_time": time.perf_counter() - wall0,
+        "steps_done": module.step,
+        "total_steps": t.total_steps,
+        "budget_cut": bool(timer is not None and status == "ok" and module.step < t.total_steps),
+        "steps_per_second": module.step / evaluator.training_time
+        if evaluator.training_time > 0
+        else None,
+        "field": cfg.data.field,
+        "inr_type": cfg.model.inr_type,
+        "n_frames": window.n_frames,
+        "n_points": window.n_points,
+        "window_start": window.start,
+        "device": device,
+        "dataset": str(data_path),
+        "content_hash": content_hash,
+        "version": version_stamp(),
+        "history": evaluator.history,
+    }
+    write_json(out / "metrics.json", metrics)
+    keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM", "training_time")
+    hp_metrics = {
+        f"hp/{k}": float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))
+    }
+    hp_metrics["hp/ok"] = 1.0 if status == "ok" else 0.0
+    logger.log_hyperparams(
+        {**hparams_of(cfg), "status": status, **(extra_hparams or {})}, hp_metrics
+    )
+    logger.finalize("success" if status == "ok" else "failed")
+    return metrics

@@ -1,0 +1,190 @@
+"""LightningModule that fits one INR variant to one field window.
+
+Data lives on the device as non-persistent buffers; each ``training_step`` call runs
+``steps_per_call`` optimizer steps on batches it samples itself (manual optimisation), so
+Lightning's per-call overhead is paid once per several small-network steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from inr_tune.config import Config
+from inr_tune.models.variants import FieldSpec, Standardizer, build_model
+from inr_tune.training.schedules import make_scheduler
+
+__all__ = ["INRModule", "build_optimizer", "make_loss"]
+
+
+def make_loss(name: str, huber_delta: float = 1.0) -> Callable[[Tensor, Tensor], Tensor]:
+    if name == "mse":
+        return torch.nn.functional.mse_loss
+    if name == "l1":
+        return torch.nn.functional.l1_loss
+    if name == "huber":
+        return lambda p, t: torch.nn.functional.huber_loss(p, t, delta=huber_delta)
+    raise ValueError(f"loss {name!r} unknown; choose mse, huber or l1")
+
+
+def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """Optimizer over the model's base parameters (lr) and ω parameters (lr_omega)."""
+    t, m = cfg.training, cfg.model
+    groups: list[dict[str, Any]] = [{"params": list(model.base_parameters()), "lr": t.lr}]
+    omegas = list(model.omega_parameters())
+    if omegas:
+        groups.append({"params": omegas, "lr": m.lr_omega, "weight_decay": 0.0})
+    if t.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay)
+    if t.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=t.lr, weight_decay=t.weight_decay)
+    raise ValueError(f"optimizer {t.optimizer!r} unknown")
+
+
+class INRModule(L.LightningModule):
+    """Fit ``cfg.model`` to a window ``values [T, N, C]`` at ``positions [T, N, 2] | [N, 2]``."""
+
+    def __init__(
+        self, cfg: Config, values: np.ndarray, positions: np.ndarray, position_scale: float
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        self.save_hyperparameters(ignore=["cfg", "values", "positions"], logger=False)
+        self.hparams["config"] = cfg.to_dict()  # plain data: the checkpoint rebuilds the model
+        self.cfg = cfg
+        t, n, c = values.shape
+        self.spec = FieldSpec(
+            n_frames=t,
+            n_points=n,
+            n_components=c,
+            position_scale=position_scale,
+            static_positions=positions.ndim == 2,
+            # scaled positions: MPM in the unit box, fly-eye in the unit disc
+            position_range=(0.0, 1.0) if position_scale == 1.0 else (-1.0, 1.0),
+        )
+        self.model = build_model(cfg.model, self.spec)
+        self.standardizer = Standardizer.fit(torch.as_tensor(values))
+        self.register_buffer(
+            "values", self.standardizer.normalize(torch.as_tensor(values)), persistent=False
+        )
+        self.register_buffer("positions", torch.as_tensor(positions), persistent=False)
+        self.loss_fn = make_loss(cfg.training.loss, cfg.training.huber_delta)
+        self.step = 0
+        self.losses: list[tuple[int, float]] = []
+        self.diverged: str | None = None
+        self._generator: torch.Generator | None = None
+
+    # ------------------------------------------------------------------ data
+    @property
+    def total_params(self) -> int:
+        return int(self.model.total_params)
+
+    def sample(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A training batch: frame_idx [B], point_idx [B, P], positions [B, P, 2], target [B, P, C]."""
+        t, n = self.spec.n_frames, self.spec.n_points
+        b = self.cfg.training.batch_size
+        p = self.cfg.training.points_per_step
+        g = self._generator
+        frames = torch.randint(t, (b,), device=self.device, generator=g)
+        if p is None or p >= n:
+            idx = torch.arange(n, device=self.device).expand(b, n)
+        else:
+            idx = torch.randint(n, (b, p), device=self.device, generator=g)
+        return frames, idx, self.points_at(frames, idx), self.values[frames[:, None], idx]
+
+    def points_at(self, frames: Tensor, idx: Tensor) -> Tensor:
+        """Raw positions [B, P, 2] of points ``idx`` [B, P] at ``frames`` [B]."""
+        if self.spec.static_positions:
+            return self.positions[idx]
+        return self.positions[frames[:, None], idx]
+
+    @torch.no_grad()
+    def predict(self, frames: Tensor | None = None, max_points: int = 1 << 17) -> np.ndarray:
+        """Prediction in raw units, [len(frames), N, C] (all frames when ``frames`` is None)."""
+        was_training = self.model.training
+        self.model.eval()
+        if frames is None:
+            frames = torch.arange(self.spec.n_frames, device=self.device)
+        n = self.spec.n_points
+        per = max(1, max_points // n)
+        out = []
+        for s in range(0, len(frames), per):
+            f = frames[s : s + per]
+            idx = torch.arange(n, device=self.device).expand(len(f), n)
+            y = self.model(f, idx, self.points_at(f, idx))
+            out.append(self.standardizer.denormalize(y.float()).cpu())
+        self.model.train(was_training)
+        return torch.cat(out).numpy()
+
+    def target(self, frames: Tensor | None = None) -> np.ndarray:
+        """Ground truth in raw units for ``frames`` (all when None)."""
+        v = self.values if frames is None else self.values[frames]
+        return self.standardizer.denormalize(v).cpu().numpy()
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def configure_optimizers(self) -> Any:
+        t = self.cfg.training
+        opt = build_optimizer(self.model, self.cfg)
+        sched = make_scheduler(
+            opt,
+            schedule=t.schedule,
+            total_steps=t.total_steps,
+            warmup_steps=t.warmup_steps,
+            min_ratio=t.min_lr_ratio,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        self._generator = torch.Generator(device=self.device)
+        self._generator.manual_seed(self.cfg.training.seed)
+
+    def _autocast(self) -> Any:
+        precision = self.cfg.training.precision
+        if precision == "32":
+            return torch.autocast(self.device.type, enabled=False)
+        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def training_step(self, batch: Any, batch_idx: int) -> None:
+        t = self.cfg.training
+        opt = self.optimizers().optimizer  # the raw torch optimizer: no wrapper per step
+        sched = self.lr_schedulers()
+        n = min(t.steps_per_call, t.total_steps - self.step)
+        if n <= 0:
+            self.trainer.should_stop = True
+            return
+        clip = t.grad_clip if t.grad_clip else None
+        params = [p for group in opt.param_groups for p in group["params"]]
+        loss_sum = torch.zeros((), device=self.device)
+        for _ in range(n):
+            frames, idx, pos, target = self.sample()
+            with self._autocast():
+                pred = self.model(frames, idx, pos)
+            loss = self.loss_fn(pred.float(), target)
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach()
+        self.step += n
+        mean = float(loss_sum.item()) / n
+        self.losses.append((self.step, mean))
+        if self.logger is not None and (self.step // t.log_every) != (
+            (self.step - n) // t.log_every
+        ):
+            self.logger.log_metrics(
+                {"train/loss": mean, "train/lr": sched.get_last_lr()[0]}, step=self.step
+            )
+        if self.step >= t.total_steps:
+            self.trainer.should_stop = True
