@@ -1,0 +1,106 @@
+"""Append-only JSONL journal of a run: the source of truth everything else is rebuilt from.
+
+Each line is one event ``{"seq": n, "time": unix_s, "event": name, ...data}``. Lines are
+flushed and fsync'ed as they are written, so a driver killed with SIGKILL loses at most
+the line it was writing; a torn last line is dropped when the journal is reopened.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from inr_tune.errors import InrTuneError
+
+__all__ = ["Journal"]
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: non-finite floats become None, tuples lists, numpy scalars Python."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        return _clean(value.item())
+    return value
+
+
+class Journal:
+    """Append-only event log at ``path`` (created if missing)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_tail()
+        self._events = list(self._read())
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for appends)
+
+    def _repair_tail(self) -> None:
+        """Drop a torn last line (a crash in the middle of a write)."""
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def _read(self) -> Iterator[dict[str, Any]]:
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    event = json.loads(line)
+                except json.JSONDecodeError:
+                    raise InrTuneError(
+                        f"{self.path} line {n} is not valid JSON; the journal is corrupt"
+                    ) from None
+                if not isinstance(event, dict) or "event" not in event:
+                    raise InrTuneError(f"{self.path} line {n} is not a journal event")
+                yield event
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return list(self._events)
+
+    def of(self, *names: str) -> list[dict[str, Any]]:
+        return [e for e in self._events if e["event"] in names]
+
+    def last(self, name: str) -> dict[str, Any] | None:
+        for e in reversed(self._events):
+            if e["event"] == name:
+                return e
+        return None
+
+    def append(self, event: str, **data: Any) -> dict[str, Any]:
+        record = {
+            "seq": len(self._events) + 1,
+            "time": round(time.time(), 3),
+            "event": event,
+            **_clean(data),
+        }
+        self._fh.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._events.append(record)
+        return record
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
