@@ -37,7 +37,7 @@ def test_every_command_has_help(args: list[str]) -> None:
 def test_generate_and_info_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "m.zarr"
     r = _run("generate", "mpm", "--out", str(out), "--particles-per-disc", "10", "--frames", "12",
-             "--substeps-per-frame", "2", "--quiet")
+             "--substeps-per-frame", "2", "--skip-substeps", "0", "--quiet")
     assert r.returncode == 0, r.stderr
     assert "wrote mpm dataset" in r.stdout and "12 frames × 90 points" in r.stdout
     r = _run("info", str(out))

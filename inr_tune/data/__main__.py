@@ -73,11 +73,14 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
         if args.particles_per_disc < 1 or args.frames < 1 or args.substeps_per_frame < 1:
             raise DataError("--particles-per-disc, --frames and --substeps-per-frame must be ≥ 1")
+        if args.skip_substeps < 0:
+            raise DataError("--skip-substeps must be ≥ 0")
         generate_mpm(
             out,
             particles_per_disc=args.particles_per_disc,
             frames=args.frames,
             substeps_per_frame=args.substeps_per_frame,
+            skip_substeps=args.skip_substeps,
             seed=args.seed,
             device=args.device,
             params=_mpm_params(args.set),
@@ -177,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=d["substeps_per_frame"],
         help="substeps of dt=7.5e-5 per frame; 1 = the reference data (default %(default)s)",
+    )
+    mpm.add_argument(
+        "--skip-substeps",
+        type=int,
+        default=d["skip_substeps"],
+        help="substeps simulated before frame 0, not stored (default %(default)s)",
     )
     mpm.add_argument("--seed", type=int, default=d["seed"], help="scene seed (default %(default)s)")
     mpm.add_argument(

@@ -668,6 +668,7 @@ def generate_mpm(
     device: str | torch.device = "cpu",
     progress: bool = True,
     params: MPMParams | None = None,
+    skip_substeps: int = 0,
 ) -> Path:
     """Simulate ``discs_3types`` and write an MPM dataset (DESIGN.md layout) at ``out``.
 
@@ -677,6 +678,8 @@ def generate_mpm(
     int16 [N]. Frames are buffered in blocks of up to 256 and written as they are done;
     a blow-up (``DataError`` naming the frame) or any other exception leaves nothing at
     ``out``. Progress (frames, rate, ETA) goes to stderr unless ``progress=False``.
+    ``skip_substeps`` substeps are simulated before frame 0 and not stored (the reference
+    data's centred windows lie thousands of substeps into the run).
     """
     particles_per_disc = _positive_int("particles_per_disc", particles_per_disc)
     frames = _positive_int("frames", frames)
@@ -688,6 +691,8 @@ def generate_mpm(
         raise DataError(f"params must be an MPMParams, got {type(params).__name__}")
     dev = _resolve_device(device)
     out = Path(out)
+    if isinstance(skip_substeps, bool) or not isinstance(skip_substeps, int) or skip_substeps < 0:
+        raise DataError(f"skip_substeps must be an integer ≥ 0, got {skip_substeps!r}")
 
     state, disc = discs_3types(particles_per_disc, int(seed), device=dev, dtype=torch.float32)
     n = state.n
@@ -710,6 +715,8 @@ def generate_mpm(
                     "particles_per_disc": particles_per_disc,
                     "frames": frames,
                     "substeps_per_frame": substeps_per_frame,
+                    "skip_substeps": skip_substeps,
+                    "t_first_frame": (skip_substeps + substeps_per_frame) * params.dt,
                     "seed": int(seed),
                     "device": dev.type,
                     "dtype": "float32",
@@ -731,6 +738,10 @@ def generate_mpm(
             total=frames, desc="mpm", unit="frame", disable=not progress, leave=False, smoothing=0.1
         ) as bar,
     ):
+        if skip_substeps:
+            bar.set_description(f"mpm (skipping {skip_substeps} substeps)")
+            state = simulate(state, params, skip_substeps)
+            bar.set_description("mpm")
         start, fill = 0, 0
         for x, v, F, C, Jp, S in _frames(state, params, frames, substeps_per_frame):
             for name, t in zip(order, (x, v, F, C, S, Jp), strict=True):
