@@ -1,0 +1,280 @@
+"""One block of a search, driven trial by trial (no Ray: ``searcher.py`` adapts it).
+
+``BlockSession.next_trial()`` hands out the next pending node to run, asking the proposer
+for a new batch when the previous one has finished (batch mode: the next ``parallel``
+trials are chosen only once every trial of the batch has a result, so a run is
+reproducible and a resumed run makes the same choices). ``complete()`` records a
+result. Every decision goes to the journal first; the tree is rebuilt from it on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inr_tune.config import Config, parse_set, save_config
+from inr_tune.errors import ConfigError, ProposalError
+from inr_tune.reports.journal import Journal
+from inr_tune.search.experiment import BlockSpec, Experiment
+from inr_tune.search.proposers.base import (
+    BlockReview,
+    Proposal,
+    Proposer,
+    SearchState,
+    check_proposal,
+    taken_configs,
+)
+from inr_tune.search.space import as_config
+from inr_tune.search.tree import Node, Tree
+from inr_tune.search.verdict import verdict_for
+
+__all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree"]
+
+FINISHED = "finished"
+
+
+def replay_tree(events: list[dict[str, Any]]) -> Tree:
+    """Rebuild the tree from journal events (``batch_added`` holds several nodes)."""
+    tree = Tree()
+    for e in events:
+        if e["event"] == "batch_added":
+            for node in e["nodes"]:
+                tree.apply_event({"event": "node_added", "node": node})
+        else:
+            tree.apply_event(e)
+    return tree
+
+
+@dataclass
+class RunContext:
+    """What stays fixed for a whole run."""
+
+    run_dir: Path
+    journal: Journal
+    tree: Tree
+    experiment: Experiment
+    proposer: Proposer
+    fallback: Proposer
+    parallel: int
+    n_iter: int
+    reward: str
+    pinned: dict[str, Any] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    memory: Callable[[], str] = lambda: ""
+    on_event: Callable[[str, dict[str, Any]], None] = lambda name, data: None
+    _user_hash: str = ""
+
+    def log(self, event: str, **data: Any) -> dict[str, Any]:
+        record = self.journal.append(event, **data)
+        self.on_event(event, record)
+        return record
+
+    def read_user_input(self) -> str:
+        """New text in ``user_input.md`` since the last read ('' when unchanged).
+
+        Lines ``set section.key=value`` pin that key for all later proposals.
+        """
+        path = self.run_dir / "user_input.md"
+        if not path.is_file():
+            return ""
+        text = path.read_text().strip()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if not text or digest == self._user_hash:
+            return ""
+        self._user_hash = digest
+        pins, problems = {}, []
+        for line in text.splitlines():
+            line = line.strip()
+            if line.lower().startswith("set "):
+                try:
+                    section, key, value = parse_set(line[4:].strip())
+                    pins[f"{section}.{key}"] = value
+                except ConfigError as err:
+                    problems.append(f"{line!r}: {err}")
+        self.pinned.update(pins)
+        self.log("user_input", text=text, digest=digest, pins=pins, problems=problems)
+        return text
+
+
+class BlockSession:
+    """Hands out the trials of one block and records their results."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        block: int,
+        spec: BlockSpec,
+        root_config: Config,
+        ucb_c: float,
+    ) -> None:
+        self.ctx = ctx
+        self.block = block
+        self.spec = spec
+        self.root_config = root_config
+        self.ucb_c = ucb_c
+        self._launched: set[int] = set()
+        self._finished_since: list[int] = []
+        self.user_text = ""
+
+    # ------------------------------------------------------------------ state
+    @property
+    def tree(self) -> Tree:
+        return self.ctx.tree
+
+    def nodes(self) -> list[Node]:
+        return self.tree.block_nodes(self.block)
+
+    def running(self) -> list[Node]:
+        return [n for n in self.nodes() if n.pending and n.id in self._launched]
+
+    def queued(self) -> list[Node]:
+        return [n for n in self.nodes() if n.pending and n.id not in self._launched]
+
+    @property
+    def done(self) -> bool:
+        nodes = self.nodes()
+        return len(nodes) >= self.ctx.n_iter and not any(n.pending for n in nodes)
+
+    def state(self, finished: list[int]) -> SearchState:
+        exp = self.ctx.experiment
+        return SearchState(
+            tree=self.tree,
+            space=exp.space,
+            block=self.block,
+            iter_in_block=len(self.nodes()),
+            n_iter_block=self.ctx.n_iter,
+            field=self.spec.field,
+            n_frames=self.spec.n_frames,
+            ucb_c=self.ucb_c,
+            reward=self.ctx.reward,
+            classes=exp.classes,
+            pinned=dict(self.ctx.pinned),
+            finished=sorted(finished),
+            user_input=self.user_text,
+            memory=self.ctx.memory(),
+            brief=exp.brief + ("\n\n" + exp.knowledge if exp.knowledge else ""),
+            root_config=self.root_config,
+            rules=list(self.ctx.rules),
+        )
+
+    # ------------------------------------------------------------------ trials
+    def next_trial(self) -> Node | str | None:
+        """The next node to launch, None (wait for running trials) or FINISHED."""
+        queued = self.queued()
+        if queued:
+            node = queued[0]
+            self._launched.add(node.id)
+            return node
+        if len(self.nodes()) >= self.ctx.n_iter:
+            return FINISHED
+        if self.running():
+            return None  # batch mode: the next batch is chosen when this one is done
+        self._propose(min(self.ctx.parallel, self.ctx.n_iter - len(self.nodes())))
+        return self.next_trial() if self.queued() else None
+
+    def _propose(self, n_slots: int) -> None:
+        new_text = self.ctx.read_user_input()
+        if new_text:
+            self.user_text = new_text
+        finished, self._finished_since = self._finished_since, []
+        state = self.state(finished)
+        batch = self.ctx.proposer.propose(state, n_slots)
+        self._record_notes(batch.notes)
+        accepted = self._accept(state, batch.proposals[:n_slots], self.ctx.proposer.name)
+        if len(accepted) < n_slots:  # a proposer that returned too few or invalid ones
+            scratch = state.tree.copy()
+            for child, changes, p in accepted:
+                scratch.add(p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect)
+            more = self.ctx.fallback.propose(
+                SearchState(**{**state.__dict__, "tree": scratch}), n_slots - len(accepted)
+            )
+            accepted += self._accept(state, more.proposals, self.ctx.fallback.name, taken_from=accepted)
+        if not accepted:
+            self.ctx.log("no_proposal", block=self.block, reason="no valid proposal for a free slot")
+            return
+        nodes = []
+        next_id = self.tree.next_id
+        for i, (child, changes, p) in enumerate(accepted):
+            nodes.append(
+                Node(
+                    id=next_id + i, parent=p.parent, block=self.block, config=child.to_dict(),
+                    mutation={k: list(v) for k, v in changes.items()}, strategy=p.strategy,
+                    hypothesis=p.hypothesis, expect=p.expect,
+                ).to_dict()
+            )
+        # One journal line for the whole batch: a crash never leaves half a batch.
+        self.ctx.log("batch_added", block=self.block, nodes=nodes, user_input=bool(new_text))
+        for raw in nodes:
+            node = self.tree.apply_event({"event": "node_added", "node": raw}) or self.tree[raw["id"]]
+            save_config(as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml")
+
+    def _accept(
+        self,
+        state: SearchState,
+        proposals: list[Proposal],
+        source: str,
+        taken_from: list[tuple[Config, dict[str, Any], Proposal]] | None = None,
+    ) -> list[tuple[Config, dict[str, Any], Proposal]]:
+        taken = taken_configs(state.tree)
+        from inr_tune.search.space import config_key
+
+        for child, _, _ in taken_from or []:
+            taken[config_key(child)] = -1
+        out = []
+        for p in proposals:
+            try:
+                child, changes = check_proposal(state, p, taken=taken)
+            except ProposalError as err:
+                self.ctx.log("proposal_rejected", block=self.block, source=source, error=str(err),
+                             parent=p.parent, mutation=p.mutation, strategy=p.strategy)
+                continue
+            taken[config_key(child)] = -1
+            out.append((child, changes, p))
+        return out
+
+    def _record_notes(self, notes: list[Any]) -> None:
+        for note in notes:
+            node = self.tree.get(note.node_id)
+            if node is None or node.pending:
+                continue
+            self.ctx.log("node_noted", node_id=node.id, observation=note.observation, visual=note.visual)
+            self.tree.note(node.id, observation=note.observation, visual=note.visual)
+
+    def complete(self, node_id: int, status: str, metrics: dict[str, Any], error: str | None) -> Node:
+        """Record a trial's result and its computed verdict."""
+        self.ctx.log("node_completed", node_id=node_id, status=status, metrics=metrics, error=error)
+        node = self.tree.complete(node_id, status, metrics, error)
+        verdict = verdict_for(self.tree, node_id)
+        self.ctx.log("node_noted", node_id=node_id, verdict=verdict)
+        self.tree.note(node_id, verdict=verdict)
+        self._launched.discard(node_id)
+        self._finished_since.append(node_id)
+        return node
+
+    def finish(self) -> BlockReview:
+        """Notes on the last batch, then the block-end review (journaled)."""
+        if self._finished_since:
+            finished, self._finished_since = self._finished_since, []
+            batch = self.ctx.proposer.propose(self.state(finished), 0)
+            self._record_notes(batch.notes)
+        state = self.state([])
+        try:
+            review = self.ctx.proposer.review_block(state)
+        except Exception as err:  # a proposer bug must not lose the block
+            self.ctx.log("review_failed", block=self.block, error=f"{type(err).__name__}: {err}")
+            review = self.ctx.fallback.review_block(state)
+        review.next_ucb_c = min(3.0, max(0.5, float(review.next_ucb_c)))
+        best = self.tree.best(self.block)
+        self.ctx.log(
+            "block_end", block=self.block, field=self.spec.field, n_frames=self.spec.n_frames,
+            best=best.id if best else None, summary=review.summary, principles=review.principles,
+            open_questions=review.open_questions, next_ucb_c=review.next_ucb_c, new_rules=review.new_rules,
+        )
+        for rule in review.new_rules:
+            if rule not in self.ctx.rules:
+                self.ctx.rules.append(rule)
+        return review
