@@ -189,3 +189,69 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 80) -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def tree_plot(tree: Any, classes: dict[str, float], title: str = "") -> Figure:
+    """The exploration tree: one column group per block, edges parent → child, R² labels.
+
+    ``tree`` is an ``inr_tune.search.tree.Tree``; nodes are coloured by quality class.
+    """
+    from inr_tune.metrics import quality_class
+
+    colours = {
+        "excellent": "tab:green",
+        "good": "yellowgreen",
+        "moderate": "orange",
+        "poor": "tab:red",
+    }
+    nodes = tree.nodes
+    depth: dict[int, int] = {}
+    for n in nodes:
+        depth[n.id] = 0 if n.parent is None else depth[n.parent] + 1
+    blocks = sorted({n.block for n in nodes})
+    xs: dict[int, float] = {}
+    x0 = 0.0
+    for b in blocks:
+        members = [n for n in nodes if n.block == b]
+        ids = {n.id for n in members}
+        order: list[int] = []
+        stack = [n.id for n in reversed(members) if n.parent is None or n.parent not in ids]
+        while stack:  # depth-first, children in id order
+            node_id = stack.pop()
+            order.append(node_id)
+            stack += [c.id for c in reversed(tree.children(node_id)) if c.id in ids]
+        for i, node_id in enumerate(order):
+            xs[node_id] = x0 + i
+        x0 += len(order) + 1.5
+    width = max(6.0, 0.55 * x0)
+    fig, ax = plt.subplots(
+        figsize=(min(width, 40), 2 + 0.9 * (max(depth.values(), default=0) + 1)),
+        layout="constrained",
+    )
+    for n in nodes:
+        if n.parent is not None and n.parent in xs:
+            ax.plot(
+                [xs[n.parent], xs[n.id]],
+                [-depth[n.parent], -depth[n.id]],
+                color="0.6",
+                lw=1,
+                zorder=1,
+            )
+    for n in nodes:
+        r2 = n.r2
+        if n.pending:
+            colour, label = "0.85", "…"
+        elif n.status != "ok" and r2 is None:
+            colour, label = "black", n.status
+        else:
+            colour, label = colours.get(quality_class(r2, classes), "0.5"), f"{r2:.4f}"
+        ax.scatter([xs[n.id]], [-depth[n.id]], s=260, color=colour, edgecolor="k", zorder=2)
+        ax.text(xs[n.id], -depth[n.id], str(n.id), ha="center", va="center", fontsize=7, zorder=3)
+        ax.text(xs[n.id], -depth[n.id] - 0.32, label, ha="center", va="top", fontsize=6)
+    for b in blocks:
+        bx = [xs[n.id] for n in nodes if n.block == b]
+        ax.text((min(bx) + max(bx)) / 2, 0.6, f"block {b}", ha="center", fontsize=9)
+    ax.set_ylim(-(max(depth.values(), default=0) + 1), 1.0)
+    ax.axis("off")
+    ax.set_title(title or "exploration tree (node id; R² below)")
+    return fig

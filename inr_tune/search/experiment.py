@@ -24,8 +24,19 @@ from inr_tune.search.space import SearchSpace
 __all__ = ["BlockSpec", "Experiment", "experiments_dir", "load_experiment"]
 
 KEYS = {
-    "name", "kind", "description", "space", "classes", "brief", "knowledge", "schedule",
-    "defaults", "start", "cpu", "carry_best", "t_period_follows_frames",
+    "name",
+    "kind",
+    "description",
+    "space",
+    "classes",
+    "brief",
+    "knowledge",
+    "schedule",
+    "defaults",
+    "start",
+    "cpu",
+    "carry_best",
+    "t_period_follows_frames",
 }
 
 
@@ -74,16 +85,23 @@ class Experiment:
         if count < 1:
             return []
         start = next(
-            (i for i, b in enumerate(self.schedule)
-             if (field is None or b.field == field) and (frames is None or b.n_frames == frames)),
+            (
+                i
+                for i, b in enumerate(self.schedule)
+                if (field is None or b.field == field) and (frames is None or b.n_frames == frames)
+            ),
             None,
         )
         if start is not None:
             picked = self.schedule[start : start + count]
         else:
             first = BlockSpec(field or self.schedule[0].field, frames or self.schedule[0].n_frames)
-            rest = [b for b in self.schedule if b.n_frames > first.n_frames or
-                    (b.n_frames == first.n_frames and b.field != first.field)]
+            rest = [
+                b
+                for b in self.schedule
+                if b.n_frames > first.n_frames
+                or (b.n_frames == first.n_frames and b.field != first.field)
+            ]
             picked = [first, *rest][:count]
         while len(picked) < count:  # past the end of the schedule: repeat the last block
             picked.append(picked[-1])
@@ -111,7 +129,9 @@ class Experiment:
     ) -> Config:
         raw = self.start_config(block)
         if carried is not None and self.carry_best:
-            raw = _merge(raw, {s: v for s, v in carried.to_dict().items() if s in ("model", "training")})
+            raw = _merge(
+                raw, {s: v for s, v in carried.to_dict().items() if s in ("model", "training")}
+            )
         if not gpu:
             raw = _merge(raw, self.cpu)
         raw = _merge(raw, {"data": {"field": block.field, "n_frames": block.n_frames}})
@@ -120,7 +140,9 @@ class Experiment:
         try:
             return config_from_dict(apply_overrides(raw, sets))
         except ConfigError as err:
-            raise ConfigError(f"{err} (block {block.field}@{block.n_frames} of {self.name})") from None
+            raise ConfigError(
+                f"{err} (block {block.field}@{block.n_frames} of {self.name})"
+            ) from None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +180,9 @@ def load_experiment(name_or_path: str) -> Experiment:
     if p.is_dir():
         p = p / "experiment.yaml"
     if not p.is_file():
-        shipped = sorted(d.name for d in experiments_dir().iterdir() if (d / "experiment.yaml").is_file())
+        shipped = sorted(
+            d.name for d in experiments_dir().iterdir() if (d / "experiment.yaml").is_file()
+        )
         raise ConfigError(
             f"experiment {name_or_path!r} not found; use mpm, flyvis, one of {', '.join(shipped)}, "
             "or a path to an experiment.yaml"
@@ -193,11 +217,13 @@ def load_experiment(name_or_path: str) -> Experiment:
     if not schedule:
         raise ConfigError(f"{p}: the schedule is empty")
     classes = raw["classes"]
-    if not isinstance(classes, dict) or not all(isinstance(v, (int, float)) for v in classes.values()):
+    if not isinstance(classes, dict) or not all(
+        isinstance(v, (int, float)) for v in classes.values()
+    ):
         raise ConfigError(f"{p}: classes must map class names to R² thresholds")
     start = {}
     for key, sections in (raw.get("start") or {}).items():
-        field_name, _, frames = str(key).partition("@")
+        frames = str(key).partition("@")[2]
         if not frames.isdigit():
             raise ConfigError(f"{p}: start key {key!r} must look like FIELD@FRAMES, e.g. F@400")
         start[str(key)] = _check_sections(f"{p}: start {key}", sections)

@@ -188,29 +188,44 @@ class BlockSession:
         if len(accepted) < n_slots:  # a proposer that returned too few or invalid ones
             scratch = state.tree.copy()
             for child, changes, p in accepted:
-                scratch.add(p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect)
+                scratch.add(
+                    p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect
+                )
             more = self.ctx.fallback.propose(
                 SearchState(**{**state.__dict__, "tree": scratch}), n_slots - len(accepted)
             )
-            accepted += self._accept(state, more.proposals, self.ctx.fallback.name, taken_from=accepted)
+            accepted += self._accept(
+                state, more.proposals, self.ctx.fallback.name, taken_from=accepted
+            )
         if not accepted:
-            self.ctx.log("no_proposal", block=self.block, reason="no valid proposal for a free slot")
+            self.ctx.log(
+                "no_proposal", block=self.block, reason="no valid proposal for a free slot"
+            )
             return
         nodes = []
         next_id = self.tree.next_id
         for i, (child, changes, p) in enumerate(accepted):
             nodes.append(
                 Node(
-                    id=next_id + i, parent=p.parent, block=self.block, config=child.to_dict(),
-                    mutation={k: list(v) for k, v in changes.items()}, strategy=p.strategy,
-                    hypothesis=p.hypothesis, expect=p.expect,
+                    id=next_id + i,
+                    parent=p.parent,
+                    block=self.block,
+                    config=child.to_dict(),
+                    mutation={k: list(v) for k, v in changes.items()},
+                    strategy=p.strategy,
+                    hypothesis=p.hypothesis,
+                    expect=p.expect,
                 ).to_dict()
             )
         # One journal line for the whole batch: a crash never leaves half a batch.
         self.ctx.log("batch_added", block=self.block, nodes=nodes, user_input=bool(new_text))
         for raw in nodes:
-            node = self.tree.apply_event({"event": "node_added", "node": raw}) or self.tree[raw["id"]]
-            save_config(as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml")
+            node = (
+                self.tree.apply_event({"event": "node_added", "node": raw}) or self.tree[raw["id"]]
+            )
+            save_config(
+                as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml"
+            )
 
     def _accept(
         self,
@@ -229,8 +244,15 @@ class BlockSession:
             try:
                 child, changes = check_proposal(state, p, taken=taken)
             except ProposalError as err:
-                self.ctx.log("proposal_rejected", block=self.block, source=source, error=str(err),
-                             parent=p.parent, mutation=p.mutation, strategy=p.strategy)
+                self.ctx.log(
+                    "proposal_rejected",
+                    block=self.block,
+                    source=source,
+                    error=str(err),
+                    parent=p.parent,
+                    mutation=p.mutation,
+                    strategy=p.strategy,
+                )
                 continue
             taken[config_key(child)] = -1
             out.append((child, changes, p))
@@ -241,15 +263,21 @@ class BlockSession:
             node = self.tree.get(note.node_id)
             if node is None or node.pending:
                 continue
-            self.ctx.log("node_noted", node_id=node.id, observation=note.observation, visual=note.visual)
+            self.ctx.log(
+                "node_noted", node_id=node.id, observation=note.observation, visual=note.visual
+            )
             self.tree.note(node.id, observation=note.observation, visual=note.visual)
 
-    def complete(self, node_id: int, status: str, metrics: dict[str, Any], error: str | None) -> Node:
+    def complete(
+        self, node_id: int, status: str, metrics: dict[str, Any], error: str | None
+    ) -> Node:
         """Record a trial's result and its computed verdict."""
         self.ctx.log("node_completed", node_id=node_id, status=status, metrics=metrics, error=error)
         node = self.tree.complete(node_id, status, metrics, error)
         verdict = verdict_for(self.tree, node_id)
-        self.ctx.log("node_noted", node_id=node_id, verdict=verdict)
+        scores = self.tree.ucb_scores(self.block, self.ucb_c, self.ctx.reward)
+        next_parent = scores[0].node.id if scores else None
+        self.ctx.log("node_noted", node_id=node_id, verdict=verdict, next_parent=next_parent)
         self.tree.note(node_id, verdict=verdict)
         self._launched.discard(node_id)
         self._finished_since.append(node_id)
@@ -270,9 +298,16 @@ class BlockSession:
         review.next_ucb_c = min(3.0, max(0.5, float(review.next_ucb_c)))
         best = self.tree.best(self.block)
         self.ctx.log(
-            "block_end", block=self.block, field=self.spec.field, n_frames=self.spec.n_frames,
-            best=best.id if best else None, summary=review.summary, principles=review.principles,
-            open_questions=review.open_questions, next_ucb_c=review.next_ucb_c, new_rules=review.new_rules,
+            "block_end",
+            block=self.block,
+            field=self.spec.field,
+            n_frames=self.spec.n_frames,
+            best=best.id if best else None,
+            summary=review.summary,
+            principles=review.principles,
+            open_questions=review.open_questions,
+            next_ucb_c=review.next_ucb_c,
+            new_rules=review.new_rules,
         )
         for rule in review.new_rules:
             if rule not in self.ctx.rules:

@@ -120,6 +120,7 @@ def run_trial(
     report: Callable[[dict[str, Any]], None] | None = None,
     num_threads: int | None = None,
     extra_hparams: dict[str, Any] | None = None,
+    tb_name: str = "tb",
 ) -> dict[str, Any]:
     """Train ``cfg`` once; write results to ``out_dir`` and return the metrics dict."""
     wall0 = time.perf_counter()
@@ -149,7 +150,7 @@ def run_trial(
     L.seed_everything(cfg.training.seed, workers=False, verbose=False)
     module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
     t = cfg.training
-    logger = TensorBoardLogger(save_dir=str(out), name="tb", version="", default_hp_metric=False)
+    logger = TensorBoardLogger(save_dir=str(out), name=tb_name, version="", default_hp_metric=False)
     evaluator = MetricsEvaluator(t.eval_every, report=report)
     info = {
         "field": cfg.data.field,

@@ -45,7 +45,9 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     if t.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
     if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, foreach=True)
+        return torch.optim.SGD(
+            groups, lr=t.lr, momentum=0.9, weight_decay=t.weight_decay, foreach=True
+        )
     if t.optimizer == "rmsprop":
         return torch.optim.RMSprop(groups, lr=t.lr, weight_decay=t.weight_decay, foreach=True)
     raise ValueError(f"optimizer {t.optimizer!r} unknown")

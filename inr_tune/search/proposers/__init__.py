@@ -1,4 +1,4 @@
-"""Proposers: one interface (``Proposer``), the offline ``RuleProposer``."""
+"""Proposers: one interface (``Proposer``), the offline ``RuleProposer``, Claude's ``LLMProposer``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from inr_tune.search.proposers.base import (
     check_proposal,
     taken_configs,
 )
+from inr_tune.search.proposers.llm import LLMProposer
 from inr_tune.search.proposers.rule import RuleProposer
 
 __all__ = [
     "BlockReview",
+    "LLMProposer",
     "NodeNote",
     "Proposal",
     "ProposalBatch",

@@ -1,0 +1,482 @@
+"""``python -m inr_tune.block``: run search blocks — trials in parallel on Ray Tune, each a
+parent config plus one mutation chosen on a UCB tree by Claude or the rule proposer.
+
+The run directory holds ``journal.jsonl`` (the source of truth), ``analysis.md``,
+``memory.md``, ``ucb_scores.txt``, ``configs/iter_NNN.yaml``, ``trials/iter_NNN/`` and
+``tree.png``. ``--resume`` continues a run killed at any point: finished trials are
+kept, the trials that were running are run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from inr_tune.cli import EXIT_OK, run_cli
+from inr_tune.config import Config, apply_overrides, parse_set
+from inr_tune.errors import ConfigError, DataError, InrTuneError
+
+__all__ = ["main"]
+
+OPTION_DEFAULTS: dict[str, Any] = {
+    "experiment": "mpm",
+    "frames": None,
+    "field": None,
+    "iterations": 8,
+    "blocks": 1,
+    "parallel": 4,
+    "proposer": "auto",
+    "ucb_c": 1.414,
+    "reward": "nines",
+    "seed": 0,
+    "address": None,
+    "set": [],
+    "llm_model": None,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m inr_tune.block",
+        description=(
+            "Run search blocks: trials in parallel (Ray Tune), each a parent config plus one "
+            "mutation chosen on a UCB tree by Claude (ANTHROPIC_API_KEY set) or a deterministic "
+            "rule proposer. Writes a run directory you can read, resume and open in TensorBoard."
+        ),
+    )
+    a = p.add_argument
+    a("--experiment", default=None, help="mpm | flyvis | experiment name or path (default mpm)")
+    a(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames of the first block (default: the schedule's first)",
+    )
+    a("--field", default=None, help="field of the first block (default: the schedule's first)")
+    a("--iterations", type=int, default=None, help="trials per block (default 8)")
+    a("--blocks", type=int, default=None, help="blocks to run, following the schedule (default 1)")
+    a("--parallel", type=int, default=None, help="concurrent trials (default 4)")
+    a(
+        "--proposer",
+        choices=("auto", "rule", "llm"),
+        default=None,
+        help="auto: Claude when ANTHROPIC_API_KEY/ANTHROPIC_AUTH_TOKEN is set, else rule",
+    )
+    a("--llm-model", default=None, help="Anthropic model name (default: search.llm_model)")
+    a(
+        "--ucb-c",
+        type=float,
+        default=None,
+        help="UCB exploration constant of the first block (default 1.414)",
+    )
+    a("--reward", choices=("r2", "nines"), default=None, help="node reward (default nines)")
+    a("--seed", type=int, default=None, help="seed of the rule proposer (default 0)")
+    a("--out", default=None, help="run directory (default runs/<experiment>-<time>)")
+    a("--resume", action="store_true", help="continue the run in --out with its saved options")
+    a("--address", default=None, help="join an existing Ray cluster (auto or HOST:PORT)")
+    a(
+        "--set",
+        action="append",
+        default=None,
+        metavar="SECTION.KEY=VALUE",
+        help="override a key of every block's starting config (repeatable)",
+    )
+    return p
+
+
+# ----------------------------------------------------------------------------- options
+def resolve_options(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    given = {k: v for k, v in vars(args).items() if k not in ("out", "resume") and v is not None}
+    if args.resume:
+        if not args.out:
+            raise ConfigError("--resume needs --out DIR of the run to continue")
+        out = Path(args.out)
+        saved = out / "options.json"
+        if not saved.is_file():
+            raise DataError(f"{out} is not a run directory (no options.json); nothing to resume")
+        if given:
+            raise ConfigError(
+                f"--resume continues with the run's saved options; drop --{next(iter(given)).replace('_', '-')}"
+            )
+        return json.loads(saved.read_text()), out
+    opts = {**OPTION_DEFAULTS, **given}
+    for key in ("iterations", "blocks", "parallel"):
+        if opts[key] < 1:
+            raise ConfigError(f"--{key} must be ≥ 1, got {opts[key]}")
+    if opts["frames"] is not None and opts["frames"] < 1:
+        raise ConfigError(f"--frames must be ≥ 1, got {opts['frames']}")
+    if not 0 <= opts["ucb_c"] <= 10:
+        raise ConfigError(f"--ucb-c must be in [0, 10], got {opts['ucb_c']}")
+    for item in opts["set"]:
+        parse_set(item)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"{opts['experiment'].replace('/', '_')}-{stamp}"
+    )
+    if (out / "journal.jsonl").exists():
+        raise ConfigError(
+            f"{out} already holds a run; use --resume to continue it or another --out"
+        )
+    return opts, out
+
+
+def make_proposer(
+    opts: dict[str, Any], cfg_model: str, run_dir: Path, log: Any
+) -> tuple[Any, Any, str]:
+    from inr_tune.search.proposers import RuleProposer
+
+    rule = RuleProposer(seed=opts["seed"])
+    choice = opts["proposer"]
+    has_key = bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+    if choice == "auto":
+        choice = "llm" if has_key else "rule"
+    if choice == "rule":
+        return rule, rule, "rule"
+    if not has_key and not os.environ.get("ANTHROPIC_BASE_URL"):
+        raise ConfigError(
+            "--proposer llm needs ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in the environment"
+        )
+    from inr_tune.search.proposers.llm import LLMProposer
+
+    model = opts.get("llm_model") or cfg_model
+    return LLMProposer(model, fallback=rule, run_dir=run_dir, log=log), rule, f"llm ({model})"
+
+
+# ----------------------------------------------------------------------------- reports
+class Reports:
+    """Keeps analysis.md, memory.md, ucb_scores.txt and tree.png in step with the journal."""
+
+    def __init__(self, run_dir: Path, title: str) -> None:
+        self.run_dir = run_dir
+        self.title = title
+
+    def write(self, ctx: Any, block: int | None, ucb_c: float, tree_png: bool = False) -> None:
+        from inr_tune.reports.analysis import render_analysis, write_atomic
+        from inr_tune.reports.memory import render_memory
+        from inr_tune.search.tree import format_ucb_scores
+
+        events = ctx.journal.events
+        classes = ctx.experiment.classes
+        write_atomic(
+            self.run_dir / "analysis.md", render_analysis(events, ctx.tree, classes, self.title)
+        )
+        write_atomic(
+            self.run_dir / "memory.md", render_memory(events, ctx.tree, classes, self.title)
+        )
+        scores = ctx.tree.ucb_scores(block, ucb_c, ctx.reward) if block is not None else []
+        text = format_ucb_scores(scores)
+        write_atomic(self.run_dir / "ucb_scores.txt", text + ("\n" if text else ""))
+        if ctx.rules:
+            write_atomic(
+                self.run_dir / "rules.md",
+                "# Rules added by this run\n\n" + "".join(f"- {r}\n" for r in ctx.rules),
+            )
+        if tree_png and len(ctx.tree):
+            from inr_tune.plots import save_figure, tree_plot
+
+            save_figure(tree_plot(ctx.tree, classes, title=self.title), self.run_dir / "tree.png")
+
+
+def _fmt_mutation(node: Any) -> str:
+    from inr_tune.search.space import fmt_value
+
+    return (
+        "; ".join(f"{k} {fmt_value(a)}→{fmt_value(b)}" for k, (a, b) in node.mutation.items())
+        or "baseline"
+    )
+
+
+class LiveTable:
+    """One line per trial start and finish on stdout."""
+
+    def __init__(self, classes: dict[str, float]) -> None:
+        self.classes = classes
+        self.t0: dict[int, float] = {}
+
+    def header(self) -> None:
+        print(
+            f"{'':6} {'iter':>4} {'parent':>6}  {'mutation':<28} {'strategy':<16} {'status':<9} {'R²':>9}  time"
+        )
+
+    def start(self, node: Any) -> None:
+        self.t0[node.id] = time.perf_counter()
+        parent = node.parent if node.parent is not None else "root"
+        print(
+            f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16}",
+            flush=True,
+        )
+
+    def done(self, node: Any) -> None:
+        from inr_tune.metrics import quality_class
+
+        parent = node.parent if node.parent is not None else "root"
+        r2 = node.r2
+        minutes = (time.perf_counter() - self.t0.get(node.id, time.perf_counter())) / 60
+        cls = (
+            f"[{quality_class(r2, self.classes)}]"
+            if r2 is not None
+            else f"({node.error or ''})"[:60]
+        )
+        r2s = f"{r2:.6f}" if r2 is not None else "-"
+        print(
+            f"{'done':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16} "
+            f"{node.status:<9} {r2s:>9}  {minutes:4.1f} min {cls}",
+            flush=True,
+        )
+
+
+# ----------------------------------------------------------------------------- Ray
+def init_ray(address: str | None, storage: Path) -> tuple[int, int]:
+    """Start (or join) Ray quietly; returns (CPUs, GPUs) of the cluster."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Ray Tune tables: we print our own
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    import ray
+
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="ray.*")
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "logging_level": logging.ERROR,
+            "configure_logging": True,
+        }
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    res = ray.cluster_resources()
+    return int(res.get("CPU", 1)), int(res.get("GPU", 0))
+
+
+def run_block_on_ray(
+    session: Any,
+    ctx: Any,
+    *,
+    cpus: int,
+    gpus: int,
+    parallel: int,
+    dataset: str,
+    content_hash: str,
+    live: LiveTable,
+    reports: Reports,
+) -> None:
+    from ray import tune
+
+    from inr_tune.search.searcher import UCBTreeSearcher
+    from inr_tune.search.trainable import train_node
+
+    threads = max(1, cpus // parallel)
+    resources: dict[str, float] = {"cpu": cpus / parallel}
+    if gpus:
+        resources["gpu"] = gpus / parallel if gpus < parallel else 1.0
+
+    def trial_config(node: Any) -> dict[str, Any]:
+        out_dir = ctx.run_dir.resolve() / "trials" / f"iter_{node.id:03d}"
+        return {
+            "node_id": node.id,
+            "block": node.block,
+            "cfg": node.config,
+            "out_dir": str(out_dir),
+            "dataset": dataset,
+            "content_hash": content_hash,
+            "threads": threads,
+            "tb_name": f"b{node.block}_iter_{node.id:03d}",
+        }
+
+    def on_done(node: Any) -> None:
+        live.done(node)
+        reports.write(ctx, session.block, session.ucb_c)
+
+    searcher = UCBTreeSearcher(session, trial_config, on_start=live.start, on_done=on_done)
+    tuner = tune.Tuner(
+        tune.with_resources(train_node, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher,
+            num_samples=-1,
+            max_concurrent_trials=parallel,
+            trial_name_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
+            trial_dirname_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
+        ),
+        run_config=tune.RunConfig(
+            name=f"block_{session.block}",
+            storage_path=str((ctx.run_dir / "ray").resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+    tuner.fit()
+
+
+# ----------------------------------------------------------------------------- driver
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    opts, run_dir = resolve_options(args)
+    t_start = time.perf_counter()
+
+    from inr_tune.config import config_from_dict
+    from inr_tune.data.defaults import ensure_default_dataset
+    from inr_tune.data.store import open_dataset
+    from inr_tune.reports.journal import Journal
+    from inr_tune.search.experiment import load_experiment
+    from inr_tune.search.session import BlockSession, RunContext, replay_tree
+
+    exp = load_experiment(opts["experiment"])
+    base = config_from_dict(apply_overrides({}, opts["set"]))
+    blocks = exp.blocks_from(opts["field"], opts["frames"], opts["blocks"])
+    dataset = base.data.path or str(ensure_default_dataset(exp.kind))
+    ds = open_dataset(dataset)
+    if ds.kind != exp.kind:
+        raise DataError(f"{dataset} is a {ds.kind} dataset; experiment {exp.name} needs {exp.kind}")
+    for b in blocks:
+        ds.check_field(b.field)
+        if b.n_frames > ds.n_frames:
+            raise DataError(
+                f"block {b.field}@{b.n_frames} needs {b.n_frames} frames but {dataset} has {ds.n_frames}; "
+                "generate a longer dataset and pass --set data.path=PATH"
+            )
+    content_hash = ds.content_hash()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
+    journal = Journal(run_dir / "journal.jsonl")
+    resumed = bool(journal.events)
+    if not resumed:
+        from inr_tune.training.fit import version_stamp
+
+        journal.append(
+            "run_start",
+            options=opts,
+            experiment=exp.name,
+            dataset=dataset,
+            content_hash=content_hash,
+            version=version_stamp(),
+        )
+    elif (
+        journal.last("run_start") and journal.last("run_start").get("content_hash") != content_hash
+    ):
+        raise DataError(
+            f"the dataset {dataset} changed since this run started (content hash differs)"
+        )
+    tree = replay_tree(journal.events)
+    cpus, gpus = init_ray(opts["address"], run_dir)
+    ctx = RunContext(
+        run_dir=run_dir,
+        journal=journal,
+        tree=tree,
+        experiment=exp,
+        proposer=None,  # type: ignore[arg-type]
+        fallback=None,
+        parallel=opts["parallel"],
+        n_iter=opts["iterations"],  # type: ignore[arg-type]
+        reward=opts["reward"],
+        memory=lambda: (
+            (run_dir / "memory.md").read_text() if (run_dir / "memory.md").exists() else ""
+        ),
+    )
+    proposer, fallback, proposer_name = make_proposer(
+        opts, base.search.llm_model, run_dir, lambda event, **data: ctx.log(event, **data)
+    )
+    ctx.proposer, ctx.fallback = proposer, fallback
+    for e in journal.of("user_input"):
+        ctx.pinned.update(e.get("pins") or {})
+        ctx._user_hash = e.get("digest", "")
+    for e in journal.of("block_end"):
+        ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
+    title = f"{run_dir.name} ({exp.name})"
+    reports = Reports(run_dir, title)
+    live = LiveTable(exp.classes)
+    print(
+        f"{'resuming' if resumed else 'run'} {run_dir}: {exp.name}, {len(blocks)} block(s) × "
+        f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
+        f"{f' and {gpus} GPU(s)' if gpus else ''}; proposer {proposer_name}; data {dataset}"
+    )
+    ucb_c = opts["ucb_c"]
+    carried: Config | None = None
+    for index, spec in enumerate(blocks, start=1):
+        ended = [e for e in journal.of("block_end") if e["block"] == index]
+        if ended:
+            ucb_c = ended[0]["next_ucb_c"]
+            best = tree.best(index)
+            carried = config_from_dict(best.config) if best else carried
+            continue
+        started = [e for e in journal.of("block_start") if e["block"] == index]
+        if started:
+            root = config_from_dict(started[0]["root_config"])
+            ucb_c = started[0]["ucb_c"]
+        else:
+            sets = [*opts["set"], *(f"{k}={json.dumps(v)}" for k, v in ctx.pinned.items())]
+            root = exp.root_config(spec, gpu=bool(gpus), sets=sets, carried=carried)
+            ctx.log(
+                "block_start",
+                block=index,
+                field=spec.field,
+                n_frames=spec.n_frames,
+                root_config=root.to_dict(),
+                ucb_c=ucb_c,
+                proposer=proposer_name,
+            )
+        print(f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}")
+        live.header()
+        session = BlockSession(ctx, block=index, spec=spec, root_config=root, ucb_c=ucb_c)
+        reports.write(ctx, index, ucb_c)
+        run_block_on_ray(
+            session,
+            ctx,
+            cpus=cpus,
+            gpus=gpus,
+            parallel=opts["parallel"],
+            dataset=dataset,
+            content_hash=content_hash,
+            live=live,
+            reports=reports,
+        )
+        if not session.done:
+            raise InrTuneError(
+                f"block {index} ended with unfinished trials; run again with --out {run_dir} --resume"
+            )
+        review = session.finish()
+        reports.write(ctx, index, ucb_c, tree_png=True)
+        best = tree.best(index)
+        carried = config_from_dict(best.config) if best else carried
+        ucb_c = review.next_ucb_c
+    proposer.close()
+    ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
+    reports.write(ctx, None, ucb_c, tree_png=True)
+    _summary(ctx, run_dir, time.perf_counter() - t_start)
+    return EXIT_OK
+
+
+def _summary(ctx: Any, run_dir: Path, seconds: float) -> None:
+    from inr_tune.reports.analysis import config_line
+
+    best = ctx.tree.best()
+    print(f"\ndone in {seconds / 60:.1f} min: {len(ctx.tree)} trials in {run_dir}")
+    if best is not None:
+        m = best.metrics
+        print(
+            f"best: node {best.id} (block {best.block}) R²={best.r2:.6f} kinograph R²="
+            f"{m.get('kinograph_R2', float('nan')):.5f} in {m.get('training_time', 0) / 60:.1f} min"
+        )
+        print(f"  config: {config_line(best.config)} [{best.config['model']['inr_type']}]")
+        print(
+            f"  {run_dir}/configs/iter_{best.id:03d}.yaml, {run_dir}/trials/iter_{best.id:03d}/field.png"
+        )
+    print(
+        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, journal.jsonl, trials/"
+    )
+    print(f"compare trials: tensorboard --logdir {run_dir}/trials")
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,202 @@
+"""``analysis.md``: one entry per finished trial, user input, and block summaries.
+
+Rendered from the journal (the source of truth) in journal order, so entries appear in
+the order things happened and an entry, once written, never changes: the file only
+grows. It is rewritten atomically after each event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from inr_tune.metrics import quality_class
+from inr_tune.search.space import fmt_value
+from inr_tune.search.tree import Tree
+
+__all__ = ["CONFIG_KEYS", "config_line", "render_analysis", "write_atomic"]
+
+CONFIG_KEYS = (
+    ("training", "lr"),
+    ("training", "total_steps"),
+    ("model", "hidden_dim"),
+    ("model", "n_layers"),
+    ("model", "omega"),
+    ("training", "batch_size"),
+    ("training", "points_per_step"),
+    ("model", "t_period"),
+    ("model", "xy_period"),
+)
+PARENT_RULES = {
+    "baseline": "the block's starting config, unchanged",
+    "exploit": "highest UCB node",
+    "explore": "a node outside the recent chain",
+    "failure-probe": "push a parameter to its boundary after a run of successes",
+    "recombine": "higher of two good distant nodes, adopting the other's best value",
+    "forced-branch": "second-best UCB node, another dimension",
+    "switch-param": "the same parameter was mutated too often",
+    "robustness-test": "re-run a good config with a new seed",
+    "stochastic-field": "seed spread > 0.1: try stabilising the training",
+}
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _num(value: Any, digits: int = 5) -> str:
+    if value is None:
+        return "nan"
+    if isinstance(value, float):
+        if abs(value) >= 1e4 or (0 < abs(value) < 1e-3):
+            return f"{value:.2E}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def config_line(config: Mapping[str, Any]) -> str:
+    parts = []
+    for section, key in CONFIG_KEYS:
+        value = config.get(section, {}).get(key)
+        if value is not None:
+            parts.append(f"{key}={fmt_value(value)}")
+    return ", ".join(parts)
+
+
+def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: Any) -> list[str]:
+    n = tree[node_id]
+    m = n.metrics or {}
+    r2 = n.r2
+    label = (
+        n.status
+        if n.status != "ok"
+        else quality_class(r2 if r2 is not None else float("nan"), classes)
+    )
+    ref = tree.reference(n.id)
+    good = min(classes.values()) if classes else 0.9
+    mode = "success-exploit" if ref is not None and (ref.r2 or 0) >= good else "failure-probe"
+    if n.strategy == "baseline":
+        mode = "baseline"
+    lines = [
+        f"## Iter {n.id}: {label}",
+        f"Node: id={n.id}, parent={n.parent if n.parent is not None else 'root'}",
+        f"Mode/Strategy: {mode}/{n.strategy}",
+        f"Config: {config_line(n.config)}",
+    ]
+    if n.status in ("ok", "early_stopped"):
+        t = m.get("training_time")
+        lines.append(
+            "Metrics: "
+            + ", ".join(
+                [
+                    f"final_r2={_num(m.get('final_r2'), 6)}",
+                    f"final_mse={_num(m.get('final_mse'))}",
+                    f"slope={_num(m.get('slope'), 4)}",
+                    f"kinograph_R2={_num(m.get('kinograph_R2'), 5)}",
+                    f"kinograph_SSIM={_num(m.get('kinograph_SSIM'), 4)}",
+                    f"total_params={m.get('total_params')}",
+                    f"compression_ratio={_num(m.get('compression_ratio'), 4)}",
+                    f"training_time={t / 60:.2f}min"
+                    if isinstance(t, (int, float))
+                    else "training_time=nan",
+                ]
+            )
+        )
+        if m.get("budget_cut"):
+            lines.append(f"Budget: cut by training.max_minutes after {m.get('steps_done')} steps")
+    else:
+        lines.append(f"Error: {n.error}")
+    data = n.config.get("data", {})
+    lines.append(
+        f"Field: field_name={data.get('field')}, inr_type={n.config.get('model', {}).get('inr_type')}, "
+        f"n_frames={data.get('n_frames')}"
+    )
+    if n.mutation:
+        lines.append(
+            "Mutation: "
+            + "; ".join(
+                f"{k}: {fmt_value(a)} -> {fmt_value(b)}" for k, (a, b) in n.mutation.items()
+            )
+        )
+    else:
+        lines.append("Mutation: none (baseline)")
+    lines.append(f"Parent rule: {PARENT_RULES.get(n.strategy, n.strategy)}")
+    lines.append(f"Hypothesis: {n.hypothesis or '-'}")
+    lines.append(f"Verdict: {n.verdict or 'inconclusive'}")
+    if n.visual:
+        lines.append(f"Visual: {n.visual}")
+    if n.observation:
+        lines.append(f"Observation: {n.observation}")
+    lines.append(f"Next: parent={next_parent if next_parent is not None else 'root'}")
+    return lines
+
+
+def render_analysis(
+    events: list[dict[str, Any]], tree: Tree, classes: Mapping[str, float], title: str
+) -> str:
+    """The whole analysis.md from the journal events and the (final) tree."""
+    out = [f"# Analysis log: {title}", ""]
+    next_parent: dict[int, Any] = {}
+    for e in events:
+        if e["event"] == "node_noted" and "next_parent" in e:
+            next_parent[e["node_id"]] = e["next_parent"]
+    # A finished trial's entry is written once its notes are final: at the next batch or
+    # at the block's end (the proposer comments on a batch when it plans the next one).
+    waiting: list[int] = []
+
+    def flush() -> None:
+        for node_id in waiting:
+            out.extend([*_entry(tree, node_id, classes, next_parent.get(node_id)), ""])
+        waiting.clear()
+
+    for e in events:
+        kind = e["event"]
+        if kind in ("batch_added", "block_end"):
+            flush()
+        if kind == "block_start":
+            out += [
+                f"# Block {e['block']}: {e['field']} @ {e['n_frames']} frames",
+                "",
+                f"Root config: {config_line(e.get('root_config', {}))}",
+                f"ucb_c: {e.get('ucb_c')}",
+                "",
+            ]
+        elif kind == "node_completed" and e["node_id"] in tree:
+            waiting.append(e["node_id"])
+        elif kind == "user_input":
+            out += ["## User input", "", *[f"> {line}" for line in e["text"].splitlines()], ""]
+            if e.get("pins"):
+                out.append(
+                    "Acknowledged: pinned "
+                    + ", ".join(f"{k}={fmt_value(v)}" for k, v in e["pins"].items())
+                    + " for all later proposals."
+                )
+            else:
+                out.append("Acknowledged: passed to the proposer before the next batch.")
+            for problem in e.get("problems", []):
+                out.append(f"Not applied: {problem}")
+            out.append("")
+        elif kind == "proposer_remarks" and e.get("remarks"):
+            out += [f"Proposer: {r}" for r in e["remarks"]] + [""]
+        elif kind == "block_end":
+            out += [
+                f"## Block {e['block']} summary ({e['field']} @ {e['n_frames']} frames)",
+                "",
+                f"Best node: {e.get('best')}",
+                "",
+                e.get("summary") or "",
+                "",
+            ]
+            if e.get("principles"):
+                out += ["Principles:", *[f"- {p}" for p in e["principles"]], ""]
+            if e.get("open_questions"):
+                out += ["Open questions:", *[f"- {q}" for q in e["open_questions"]], ""]
+            out.append(f"Next ucb_c: {e.get('next_ucb_c')}")
+            if e.get("new_rules"):
+                out += ["Rules added for this run:", *[f"- {r}" for r in e["new_rules"]]]
+            out.append("")
+    return "\n".join(out).rstrip() + "\n"

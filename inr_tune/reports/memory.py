@@ -1,0 +1,105 @@
+"""``memory.md``: the bounded working memory carried across blocks (≤ 500 lines).
+
+Rebuilt from the journal and the tree after every event: a regime table with one row
+per finished block, principles and open questions from the block reviews, the run's own
+rules, the previous block's summary, and the current block's iterations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from inr_tune.metrics import quality_class
+from inr_tune.search.space import fmt_value
+from inr_tune.search.tree import Tree
+
+__all__ = ["MAX_LINES", "render_memory"]
+
+MAX_LINES = 500
+MAX_PRINCIPLES = 40
+MAX_QUESTIONS = 20
+
+
+def _best_row(tree: Tree, e: Mapping[str, Any]) -> str:
+    best = tree.get(e.get("best"))
+    if best is None:
+        return f"| {e['block']} | {e['field']} | {e['n_frames']} | - | failed | - | - | - | - | - | - | - |"
+    m, cfg = best.metrics or {}, best.config
+    model, train = cfg.get("model", {}), cfg.get("training", {})
+    minutes = (m.get("training_time") or 0) / 60
+    key = (e.get("summary") or "").split(". ")[0][:80]
+    return (
+        f"| {e['block']} | {e['field']} | {e['n_frames']} | {model.get('inr_type')} | {best.r2:.6f} | "
+        f"{best.id} | {model.get('hidden_dim')}×{model.get('n_layers')} | {fmt_value(model.get('omega'))} | "
+        f"{fmt_value(train.get('lr'))} | {train.get('total_steps')} | {minutes:.1f} | {key} |"
+    )
+
+
+def render_memory(
+    events: list[dict[str, Any]], tree: Tree, classes: Mapping[str, float], title: str
+) -> str:
+    ends = [e for e in events if e["event"] == "block_end"]
+    starts = [e for e in events if e["event"] == "block_start"]
+    principles: list[str] = []
+    questions: list[str] = []
+    rules: list[str] = []
+    for e in ends:
+        for p in e.get("principles") or []:
+            if p not in principles:
+                principles.append(p)
+        questions = list(e.get("open_questions") or [])
+        rules += [r for r in e.get("new_rules") or [] if r not in rules]
+    lines = [
+        f"# Working memory: {title}",
+        "",
+        "## Regime comparison",
+        "",
+        "| Block | Field | Frames | Variant | Best R² | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [_best_row(tree, e) for e in ends] or [
+        "| - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
+    ]
+    lines += (
+        ["", "## Principles", ""]
+        + [f"- {p}" for p in principles[-MAX_PRINCIPLES:]]
+        + ["", "## Open questions", ""]
+    )
+    lines += [f"- {q}" for q in questions[:MAX_QUESTIONS]] + ["", "## Rules added by this run", ""]
+    lines += [f"- {r}" for r in rules] + ["", "## Previous block summary", ""]
+    if ends:
+        e = ends[-1]
+        lines.append(
+            f"Block {e['block']} ({e['field']} @ {e['n_frames']}): {e.get('summary') or ''}"
+        )
+    current = (
+        starts[-1] if starts and (not ends or starts[-1]["block"] != ends[-1]["block"]) else None
+    )
+    lines += [""]
+    if current is not None:
+        b = current["block"]
+        lines += [
+            f"## Current block (Block {b}: {current['field']} @ {current['n_frames']} frames)",
+            "",
+            "### Iterations this block",
+            "",
+        ]
+        nodes = [n for n in tree.block_nodes(b) if not n.pending]
+        for n in nodes:
+            change = (
+                "; ".join(f"{k} {fmt_value(a)}→{fmt_value(c)}" for k, (a, c) in n.mutation.items())
+                or "baseline"
+            )
+            r2 = n.r2
+            cls = quality_class(r2, classes) if r2 is not None else n.status
+            lines.append(
+                f"- iter {n.id} (parent {n.parent or 'root'}, {n.strategy}): {change} → "
+                f"R² {r2 if r2 is None else f'{r2:.6f}'} [{cls}], {n.verdict or 'inconclusive'}"
+            )
+        lines += ["", "### Emerging observations", ""]
+        lines += [f"- iter {n.id}: {n.observation}" for n in nodes if n.observation][-10:]
+    text_lines = lines
+    if len(text_lines) > MAX_LINES:  # keep the head (knowledge) and the latest iterations
+        text_lines = [*text_lines[: MAX_LINES - 1], "(truncated to 500 lines)"]
+    return "\n".join(text_lines).rstrip() + "\n"

@@ -1,0 +1,109 @@
+"""Ray Tune adapter: ``UCBTreeSearcher`` wraps a ``BlockSession`` (the UCB tree has no Ray).
+
+Per Ray's Searcher contract: ``suggest`` returns a trial config, ``None`` (not now: the
+batch is still running) or ``Searcher.FINISHED``; ``on_trial_complete`` copes with errored
+trials and missing or NaN metrics; ``save``/``restore`` write a temp file then
+``os.replace``. The journal, not this state, is the source of truth on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from inr_tune.search.session import FINISHED, BlockSession
+from inr_tune.search.tree import Node
+
+__all__ = ["UCBTreeSearcher", "result_to_outcome"]
+
+
+def result_to_outcome(
+    result: dict[str, Any] | None, error: bool
+) -> tuple[str, dict[str, Any], str | None]:
+    """(status, metrics, error) of a finished Ray trial."""
+    if error or not result:
+        return (
+            "failed",
+            {},
+            "the trial process errored or died before reporting (see Ray's error.txt)",
+        )
+    raw = result.get("metrics_json")
+    if raw is None:  # only intermediate reports arrived: the trial was stopped early
+        r2 = result.get("final_r2")
+        metrics = {"final_r2": r2, "steps_done": result.get("step")}
+        if isinstance(r2, (int, float)) and math.isfinite(r2):
+            return "early_stopped", metrics, None
+        return "failed", metrics, "stopped before any finite R² was reported"
+    metrics = json.loads(raw)
+    status = metrics.get("status", "failed")
+    r2 = metrics.get("final_r2")
+    if status == "ok" and not (isinstance(r2, (int, float)) and math.isfinite(r2)):
+        return "failed", metrics, "no finite final_r2 in the trial's metrics"
+    return status, metrics, metrics.get("error")
+
+
+class UCBTreeSearcher(Searcher):
+    """Hands out the block session's trials to Ray Tune, one node per Ray trial."""
+
+    def __init__(
+        self,
+        session: BlockSession,
+        trial_config: Callable[[Node], dict[str, Any]],
+        on_start: Callable[[Node], None] | None = None,
+        on_done: Callable[[Node], None] | None = None,
+    ) -> None:
+        super().__init__(metric="final_r2", mode="max")
+        self.session = session
+        self.trial_config = trial_config
+        self.on_start = on_start
+        self.on_done = on_done
+        self.trials: dict[str, int] = {}  # Ray trial id → node id
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        nxt = self.session.next_trial()
+        if nxt == FINISHED:
+            return Searcher.FINISHED
+        if nxt is None:
+            return None
+        assert isinstance(nxt, Node)
+        self.trials[trial_id] = nxt.id
+        if self.on_start is not None:
+            self.on_start(nxt)
+        return self.trial_config(nxt)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        node_id = self.trials.pop(trial_id, None)
+        if node_id is None:
+            return
+        status, metrics, err = result_to_outcome(result, error)
+        node = self.session.complete(node_id, status, metrics, err)
+        if self.on_done is not None:
+            self.on_done(node)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Ray pickles its experiment state: keep the id map, not the live session."""
+        state = self.__dict__.copy()
+        for live in ("session", "trial_config", "on_start", "on_done"):
+            state[live] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def save(self, checkpoint_path: str) -> None:
+        tmp = f"{checkpoint_path}.tmp"
+        with open(tmp, "wb") as fh:
+            pickle.dump({"trials": dict(self.trials)}, fh)
+        os.replace(tmp, checkpoint_path)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.trials = dict(pickle.load(fh)["trials"])

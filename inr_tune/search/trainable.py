@@ -1,0 +1,55 @@
+"""The Ray Tune trainable: one node → one ``run_trial`` in a Ray worker."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+__all__ = ["train_node"]
+
+
+def train_node(config: dict[str, Any]) -> None:
+    """Train the node described by ``config`` and report its metrics to Ray Tune.
+
+    Intermediate evaluations are reported as they happen (for schedulers such as ASHA);
+    the last report carries the whole metrics dict as JSON. Nothing here raises: a
+    failure becomes a ``failed`` status with its reason, so the block goes on.
+    """
+    from ray import tune
+
+    from inr_tune.config import config_from_dict
+    from inr_tune.training.fit import run_trial
+
+    def report(row: dict[str, Any]) -> None:
+        tune.report(
+            {"final_r2": row.get("final_r2"), "loss": row.get("loss"), "step": row.get("step")}
+        )
+
+    try:
+        cfg = config_from_dict(config["cfg"])
+        metrics = run_trial(
+            cfg,
+            config["out_dir"],
+            dataset_path=config.get("dataset"),
+            content_hash=config.get("content_hash"),
+            num_threads=config.get("threads"),
+            report=report,
+            tb_name=config.get("tb_name", "tb"),
+            extra_hparams={"node": config["node_id"], "block": config.get("block", 0)},
+        )
+    except Exception as err:  # bad data on a worker, OOM while building, …
+        metrics = {
+            "status": "failed",
+            "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            "traceback": traceback.format_exc(limit=8),
+        }
+    metrics.pop("history", None)
+    metrics["field_png"] = f"{config['out_dir']}/field.png"
+    tune.report(
+        {
+            "final_r2": metrics.get("final_r2"),
+            "step": metrics.get("steps_done"),
+            "metrics_json": json.dumps(metrics, allow_nan=True),
+        }
+    )
