@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -83,10 +84,8 @@ def test_tensorboard_events_read_back(trial: tuple[Path, dict]) -> None:
         acc.Reload()
         for k in tags:
             tags[k] += acc.Tags()[k]
-        try:
+        with contextlib.suppress(KeyError):  # files without an hparams summary
             plugins |= set(acc.PluginTagToContent("hparams"))
-        except KeyError:  # this events file holds no hparams summary
-            pass
         if "train/loss" in acc.Tags()["scalars"]:
             losses = [e.value for e in acc.Scalars("train/loss")]
             assert len(losses) >= 10 and losses[-1] < losses[0]

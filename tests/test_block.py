@@ -1,0 +1,217 @@
+"""The block runner: searcher contract, a real block on Ray, SIGKILL + --resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inr_tune.config import load_config
+from inr_tune.reports.journal import Journal
+from inr_tune.search.experiment import BlockSpec, load_experiment
+from inr_tune.search.proposers import RuleProposer
+from inr_tune.search.searcher import UCBTreeSearcher
+from inr_tune.search.session import FINISHED, BlockSession, RunContext, replay_tree
+from inr_tune.search.tree import Tree
+from tests.helpers import write_synthetic_mpm
+
+TINY = [
+    "training.total_steps=48",
+    "training.eval_every=1000",
+    "training.max_minutes=null",
+    "model.hidden_dim=16",
+    "model.n_layers=1",
+    "training.points_per_step=null",
+]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_mpm(tmp_path_factory.mktemp("data") / "d.zarr", n_frames=40, n_points=50)
+
+
+def _session(tmp_path: Path, n_iter: int = 6, parallel: int = 2) -> BlockSession:
+    exp = load_experiment("mpm")
+    rule = RuleProposer(seed=0)
+    ctx = RunContext(
+        run_dir=tmp_path,
+        journal=Journal(tmp_path / "journal.jsonl"),
+        tree=Tree(),
+        experiment=exp,
+        proposer=rule,
+        fallback=rule,
+        parallel=parallel,
+        n_iter=n_iter,
+        reward="nines",
+    )
+    root = load_config(None, ["data.n_frames=24", *TINY])
+    return BlockSession(ctx, block=1, spec=BlockSpec("F", 24), root_config=root, ucb_c=1.414)
+
+
+def test_searcher_contract_without_a_cluster(tmp_path: Path) -> None:
+    """Ray's contract, called directly: batches, None while a batch runs, errors, NaN, FINISHED."""
+    session = _session(tmp_path)
+    searcher = UCBTreeSearcher(session, lambda node: {"node_id": node.id, "cfg": node.config})
+    a, b = searcher.suggest("t1"), searcher.suggest("t2")
+    assert a["node_id"] == 1 and b["node_id"] == 2
+    assert searcher.suggest("t3") is None  # batch of 2 still running
+    searcher.on_trial_complete(
+        "t1", {"metrics_json": json.dumps({"status": "ok", "final_r2": 0.9})}
+    )
+    assert searcher.suggest("t3") is None
+    searcher.on_trial_complete("t2", None, error=True)  # the worker died
+    assert session.tree[2].status == "failed" and "errored" in session.tree[2].error
+    c, d = searcher.suggest("t3"), searcher.suggest("t4")
+    assert {c["node_id"], d["node_id"]} == {3, 4}
+    searcher.on_trial_complete(
+        "t3", {"metrics_json": json.dumps({"status": "ok", "final_r2": float("nan")})}
+    )
+    assert session.tree[3].status == "failed" and "no finite final_r2" in session.tree[3].error
+    searcher.on_trial_complete(
+        "t4", {"final_r2": 0.5, "step": 10}
+    )  # stopped before its final report
+    assert session.tree[4].status == "early_stopped"
+    path = tmp_path / "searcher.pkl"
+    searcher.suggest("t5")
+    searcher.save(str(path))
+    fresh = UCBTreeSearcher(session, lambda node: {})
+    fresh.restore(str(path))
+    assert fresh.trials == {"t5": 5}
+    searcher.suggest("t6")
+    for tid in ("t5", "t6"):
+        searcher.on_trial_complete(
+            tid, {"metrics_json": json.dumps({"status": "ok", "final_r2": 0.95})}
+        )
+    assert searcher.suggest("t7") == FINISHED or searcher.suggest("t7") == "FINISHED"
+    assert session.done
+    # the journal alone rebuilds the same tree
+    again = replay_tree(Journal(tmp_path / "journal.jsonl").events)
+    assert [n.to_dict() for n in again.nodes] == [n.to_dict() for n in session.tree.nodes]
+
+
+def _block(
+    *args: str, env: dict | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inr_tune.block", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _sets(dataset: Path) -> list[str]:
+    return [a for s in [*TINY, f"data.path={dataset}"] for a in ("--set", s)]
+
+
+def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
+    r = _block("--experiment", "nope", "--out", str(tmp_path / "r"))
+    assert (
+        r.returncode == 2
+        and "experiment 'nope' not found" in r.stderr
+        and "Traceback" not in r.stderr
+    )
+    r = _block("--frames", "400", "--field", "F", *_sets(dataset), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "needs 400 frames" in r.stderr
+    r = _block("--resume", "--out", str(tmp_path / "none"))
+    assert r.returncode == 2 and "nothing to resume" in r.stderr
+    r = _block("--set", "training.lrr=1", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "unknown key 'lrr'" in r.stderr
+    assert not (tmp_path / "r" / "journal.jsonl").exists()
+
+
+def _tree_signature(run: Path) -> list[tuple]:
+    tree = replay_tree(Journal(run / "journal.jsonl").events)
+    return [
+        (
+            n.id,
+            n.parent,
+            json.dumps(n.mutation, sort_keys=True),
+            n.strategy,
+            n.status,
+            round(n.r2, 9) if n.r2 is not None else None,
+        )
+        for n in tree.nodes
+    ]
+
+
+@pytest.mark.slow
+def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path) -> None:
+    common = [
+        "--frames",
+        "24",
+        "--field",
+        "F",
+        "--iterations",
+        "6",
+        "--parallel",
+        "2",
+        "--seed",
+        "3",
+        *_sets(dataset),
+    ]
+    full = tmp_path / "full"
+    r = _block(*common, "--out", str(full))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "best: node" in r.stdout and "tensorboard --logdir" in r.stdout
+    for name in (
+        "journal.jsonl",
+        "analysis.md",
+        "memory.md",
+        "ucb_scores.txt",
+        "tree.png",
+        "options.json",
+    ):
+        assert (full / name).is_file(), name
+    analysis = (full / "analysis.md").read_text()
+    assert (
+        analysis.count("## Iter ") == 6
+        and "Verdict:" in analysis
+        and "## Block 1 summary" in analysis
+    )
+    assert len(list((full / "configs").glob("iter_*.yaml"))) == 6
+    m = json.loads((full / "trials" / "iter_003" / "metrics.json").read_text())
+    assert m["content_hash"] and m["version"] and m["status"] == "ok"
+    assert (
+        full / "trials" / "iter_003" / "b1_iter_003"
+    ).is_dir()  # TensorBoard run named by block and iter
+    assert len((full / "memory.md").read_text().splitlines()) <= 500
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inr_tune.block", *common, "--out", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        journal = killed / "journal.jsonl"
+        if journal.exists() and journal.read_text().count('"node_completed"') >= 3:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {
+        json.loads(line)["node_id"]
+        for line in (killed / "journal.jsonl").read_text().splitlines()
+        if '"node_completed"' in line
+    }
+    assert 3 <= len(done_before) < 6
+    r = _block("--resume", "--out", str(killed))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming" in r.stdout
+    completions = [
+        json.loads(line)["node_id"]
+        for line in (killed / "journal.jsonl").read_text().splitlines()
+        if '"node_completed"' in line
+    ]
+    assert sorted(completions) == sorted(set(completions)), "a finished trial was run twice"
+    assert _tree_signature(killed) == _tree_signature(full)
