@@ -15,7 +15,9 @@ from tests.helpers import write_synthetic_mpm
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "inr_tune.data", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "inr_tune.data", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -26,7 +28,16 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["generate"], ["generate", "mpm"], ["generate", "flyvis"], ["import-mpm"], ["import-flyvis"], ["info"], ["default"]],
+    [
+        [],
+        ["generate"],
+        ["generate", "mpm"],
+        ["generate", "flyvis"],
+        ["import-mpm"],
+        ["import-flyvis"],
+        ["info"],
+        ["default"],
+    ],
 )
 def test_every_command_has_help(args: list[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -36,13 +47,32 @@ def test_every_command_has_help(args: list[str]) -> None:
 
 def test_generate_and_info_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "m.zarr"
-    r = _run("generate", "mpm", "--out", str(out), "--particles-per-disc", "10", "--frames", "12",
-             "--substeps-per-frame", "2", "--skip-substeps", "0", "--quiet")
+    r = _run(
+        "generate",
+        "mpm",
+        "--out",
+        str(out),
+        "--particles-per-disc",
+        "10",
+        "--frames",
+        "12",
+        "--substeps-per-frame",
+        "2",
+        "--skip-substeps",
+        "0",
+        "--quiet",
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote mpm dataset" in r.stdout and "12 frames × 90 points" in r.stdout
     r = _run("info", str(out))
     assert r.returncode == 0, r.stderr
-    for needle in ("kind      mpm", "frames    12", "points    90", "F         4 components", "Jp        1 components"):
+    for needle in (
+        "kind      mpm",
+        "frames    12",
+        "points    90",
+        "F         4 components",
+        "Jp        1 components",
+    ):
         assert needle in r.stdout
     r = _run("generate", "flyvis", "--out", str(tmp_path / "f.zarr"), "--frames", "300", "--quiet")
     assert r.returncode == 0, r.stderr
@@ -59,13 +89,21 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def test_refuses_to_overwrite_and_bad_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refuses_to_overwrite_and_bad_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     existing = write_synthetic_mpm(tmp_path / "d.zarr")
-    code, _, err = _cli(["generate", "mpm", "--out", str(existing), "--frames", "2", "--quiet"], capsys)
+    code, _, err = _cli(
+        ["generate", "mpm", "--out", str(existing), "--frames", "2", "--quiet"], capsys
+    )
     assert code == 2 and "already exists; pass --force" in err
-    code, _, err = _cli(["generate", "mpm", "--out", str(tmp_path / "n.zarr"), "--set", "params.gravityy=1"], capsys)
+    code, _, err = _cli(
+        ["generate", "mpm", "--out", str(tmp_path / "n.zarr"), "--set", "params.gravityy=1"], capsys
+    )
     assert code == 2 and "params.KEY=VALUE with KEY one of" in err
-    code, _, err = _cli(["generate", "mpm", "--out", str(tmp_path / "n.zarr"), "--frames", "0"], capsys)
+    code, _, err = _cli(
+        ["generate", "mpm", "--out", str(tmp_path / "n.zarr"), "--frames", "0"], capsys
+    )
     assert code == 2 and "must be ≥ 1" in err
     assert not (tmp_path / "n.zarr").exists()
 

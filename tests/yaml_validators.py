@@ -19,6 +19,14 @@ def validate_shipped_yaml(path: Path) -> None:
 
         SearchSpace.from_yaml(path)  # search spaces: params with bounds/values and moves
         return
+    if path.name == "experiment.yaml":
+        from inr_tune.search.experiment import load_experiment
+
+        exp = load_experiment(str(path))  # schedule, classes, space, brief, start configs
+        for block in exp.schedule:  # every block's root config validates, CPU and GPU
+            for gpu in (False, True):
+                exp.root_config(block, gpu=gpu)
+        return
     if set(raw) <= set(SECTIONS):
         load_config(path)
         return

@@ -184,6 +184,8 @@ class BlockSession:
         state = self.state(finished)
         batch = self.ctx.proposer.propose(state, n_slots)
         self._record_notes(batch.notes)
+        if batch.remarks:
+            self.ctx.log("proposer_remarks", block=self.block, remarks=list(batch.remarks))
         accepted = self._accept(state, batch.proposals[:n_slots], self.ctx.proposer.name)
         if len(accepted) < n_slots:  # a proposer that returned too few or invalid ones
             scratch = state.tree.copy()

@@ -15,6 +15,11 @@ tree, so two proposals of one batch cannot repeat each other. Then:
    (``max_retries``, with backoff); if they persist, or the answer has no tool call or is
    not JSON, the whole batch comes from the fallback.
 
+A proposal names one ``param`` and its new ``value``, so a multi-parameter mutation cannot be
+expressed; the block's baseline is the one proposal with ``param`` and ``value`` null
+(strategy ``baseline``, parent null; its ``expect`` is dropped, as it has no reference).
+``latency_s`` of a call includes the SDK's own retries; ``attempt`` 2 is the retry turn.
+
 ``propose`` never raises for API or parsing problems. Observations become ``NodeNote``s for
 the finished nodes of ``state.finished`` only; a finished node the model did not comment
 on gets the computed observation (``rule.observation``). The user's steering text is
@@ -491,7 +496,10 @@ def _proposal(item: Any) -> Proposal:
         raise ProposalError(f"a proposal must be an object, got {_show(item)}")
     missing = [k for k in ("parent", "param", "value", "strategy", "hypothesis") if k not in item]
     if missing:
-        raise ProposalError(f"proposal is missing {', '.join(missing)}")
+        raise ProposalError(
+            f"proposal is missing {', '.join(missing)}; give parent, param, value, strategy, "
+            "hypothesis and expect"
+        )
     param, value = item["param"], item["value"]
     if param is not None and not isinstance(param, str):
         raise ProposalError(f"param must be a parameter name or null, got {_show(param)}")
