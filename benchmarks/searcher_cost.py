@@ -25,12 +25,15 @@ import numpy as np
 
 def synthetic_r2(cfg: dict) -> float:
     m, t = cfg["model"], cfg["training"]
-    score = -abs(math.log10(t["lr"] / 3e-4)) - 0.02 * abs(m["omega"] - 10) - 0.2 * abs(math.log2(m["hidden_dim"] / 256))
+    score = (
+        -abs(math.log10(t["lr"] / 3e-4))
+        - 0.02 * abs(m["omega"] - 10)
+        - 0.2 * abs(math.log2(m["hidden_dim"] / 256))
+    )
     return float(1 - 10 ** (-3 + score))
 
 
 def drive(n_nodes: int, parallel: int) -> None:
-    from inr_tune.config import load_config
     from inr_tune.reports.journal import Journal
     from inr_tune.search.experiment import BlockSpec, load_experiment
     from inr_tune.search.proposers import RuleProposer
@@ -41,11 +44,21 @@ def drive(n_nodes: int, parallel: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         exp = load_experiment("mpm")
         rule = RuleProposer(seed=0)
-        ctx = RunContext(run_dir=Path(tmp), journal=Journal(Path(tmp) / "journal.jsonl"), tree=Tree(),
-                         experiment=exp, proposer=rule, fallback=rule, parallel=parallel, n_iter=n_nodes,
-                         reward="nines")
+        ctx = RunContext(
+            run_dir=Path(tmp),
+            journal=Journal(Path(tmp) / "journal.jsonl"),
+            tree=Tree(),
+            experiment=exp,
+            proposer=rule,
+            fallback=rule,
+            parallel=parallel,
+            n_iter=n_nodes,
+            reward="nines",
+        )
         root = exp.root_config(BlockSpec("F", 400), gpu=True)
-        session = BlockSession(ctx, block=1, spec=BlockSpec("F", 400), root_config=root, ucb_c=1.414)
+        session = BlockSession(
+            ctx, block=1, spec=BlockSpec("F", 400), root_config=root, ucb_c=1.414
+        )
         searcher = UCBTreeSearcher(session, lambda node: {"node_id": node.id, "cfg": node.config})
         suggest_s, propose_s, complete_s = [], [], []
         running: list[tuple[str, dict]] = []
@@ -65,20 +78,31 @@ def drive(n_nodes: int, parallel: int) -> None:
             for tid, c in running:  # the batch finishes
                 t0 = time.perf_counter()
                 r2 = synthetic_r2(c["cfg"])
-                searcher.on_trial_complete(tid, {"metrics_json": json.dumps({"status": "ok", "final_r2": r2})})
+                searcher.on_trial_complete(
+                    tid, {"metrics_json": json.dumps({"status": "ok", "final_r2": r2})}
+                )
                 complete_s.append(time.perf_counter() - t0)
             running = []
         best = session.tree.best(1)
-        for name, xs in (("suggest that proposes a batch", propose_s), ("suggest from a queued batch", suggest_s),
-                         ("on_trial_complete", complete_s)):
+        for name, xs in (
+            ("suggest that proposes a batch", propose_s),
+            ("suggest from a queued batch", suggest_s),
+            ("on_trial_complete", complete_s),
+        ):
             if xs:
                 a = np.array(xs) * 1e3
-                print(f"{name:>30}: median {np.median(a):7.2f} ms, p95 {np.percentile(a, 95):7.2f} ms, max {a.max():7.2f} ms (n={len(a)})")
+                print(
+                    f"{name:>30}: median {np.median(a):7.2f} ms, p95 {np.percentile(a, 95):7.2f} ms, max {a.max():7.2f} ms (n={len(a)})"
+                )
         print(f"{n} trials, tree of {len(session.tree)} nodes; best synthetic R² {best.r2:.6f}")
 
 
 def idle_gaps(run: Path) -> None:
-    events = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines() if line.strip()]
+    events = [
+        json.loads(line)
+        for line in (run / "journal.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     last_done = None
     batch = 0
     for e in events:
@@ -87,13 +111,17 @@ def idle_gaps(run: Path) -> None:
         elif e["event"] == "batch_added":
             batch += 1
             if last_done is not None and batch > 1:
-                print(f"batch {batch}: proposer took {e['time'] - last_done:6.2f} s after the last result")
+                print(
+                    f"batch {batch}: proposer took {e['time'] - last_done:6.2f} s after the last result"
+                )
     trials = sorted((run / "trials").glob("iter_*/metrics.json"))
     walls = [json.loads(p.read_text()).get("wall_time") for p in trials]
     train = [json.loads(p.read_text()).get("training_time") for p in trials]
     if walls:
-        print(f"per trial: wall {np.mean(walls):.1f} s, of which training {np.mean(train):.1f} s "
-              f"(the rest: data, model build, final evaluation, plot, checkpoint)")
+        print(
+            f"per trial: wall {np.mean(walls):.1f} s, of which training {np.mean(train):.1f} s "
+            f"(the rest: data, model build, final evaluation, plot, checkpoint)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
