@@ -428,7 +428,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}")
         live.header()
-        session = BlockSession(ctx, block=index, spec=spec, root_config=root, ucb_c=ucb_c)
+        # With Claude, a free slot is refilled while the other trials run (overlap); the
+        # rule proposer waits for whole batches, so its runs are reproducible.
+        session = BlockSession(
+            ctx,
+            block=index,
+            spec=spec,
+            root_config=root,
+            ucb_c=ucb_c,
+            overlap=proposer_name.startswith("llm"),
+        )
         reports.write(ctx, index, ucb_c)
         run_block_on_ray(
             session,

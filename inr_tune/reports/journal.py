@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,7 @@ class Journal:
         self._repair_tail()
         self._events = list(self._read())
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for appends)
+        self._lock = threading.Lock()  # a proposer thread may log while the driver does
 
     def _repair_tail(self) -> None:
         """Drop a torn last line (a crash in the middle of a write)."""
@@ -83,17 +85,18 @@ class Journal:
         return None
 
     def append(self, event: str, **data: Any) -> dict[str, Any]:
-        record = {
-            "seq": len(self._events) + 1,
-            "time": round(time.time(), 3),
-            "event": event,
-            **_clean(data),
-        }
-        self._fh.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._events.append(record)
-        return record
+        with self._lock:  # a proposer thread may log while the driver does
+            record = {
+                "seq": len(self._events) + 1,
+                "time": round(time.time(), 3),
+                "event": event,
+                **_clean(data),
+            }
+            self._fh.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._events.append(record)
+            return record
 
     def close(self) -> None:
         if not self._fh.closed:

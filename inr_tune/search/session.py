@@ -9,6 +9,7 @@ result. Every decision goes to the journal first; the tree is rebuilt from it on
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -110,12 +111,17 @@ class BlockSession:
         spec: BlockSpec,
         root_config: Config,
         ucb_c: float,
+        overlap: bool = False,
     ) -> None:
         self.ctx = ctx
+        self.overlap = overlap
+        self._pending_call: concurrent.futures.Future[Any] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.block = block
         self.spec = spec
         self.root_config = root_config
         self.ucb_c = ucb_c
+        self.exhausted = False
         self._launched: set[int] = set()
         self._finished_since: list[int] = []
         self.user_text = ""
@@ -137,7 +143,8 @@ class BlockSession:
     @property
     def done(self) -> bool:
         nodes = self.nodes()
-        return len(nodes) >= self.ctx.n_iter and not any(n.pending for n in nodes)
+        enough = len(nodes) >= self.ctx.n_iter or self.exhausted
+        return enough and not any(n.pending for n in nodes)
 
     def state(self, finished: list[int]) -> SearchState:
         exp = self.ctx.experiment
@@ -169,20 +176,40 @@ class BlockSession:
             node = queued[0]
             self._launched.add(node.id)
             return node
-        if len(self.nodes()) >= self.ctx.n_iter:
+        if len(self.nodes()) >= self.ctx.n_iter or self.exhausted:
             return FINISHED
-        if self.running():
+        if self._pending_call is not None:  # overlap mode: a proposer call is under way
+            if not self._pending_call.done():
+                return None
+            call, self._pending_call = self._pending_call, None
+            self._accept_batch(*call.result())
+            return self.next_trial() if self.queued() else None
+        running = len(self.running())
+        free = min(self.ctx.parallel - running, self.ctx.n_iter - len(self.nodes()))
+        if running and (not self.overlap or free <= 0):
             return None  # batch mode: the next batch is chosen when this one is done
-        self._propose(min(self.ctx.parallel, self.ctx.n_iter - len(self.nodes())))
+        state, n_slots, new_text = self._prepare(free)
+        if self.overlap and running:
+            # The proposer (a slow LLM call) works in a thread on a snapshot of the tree
+            # while the running trials go on: the workers do not idle during the call.
+            snapshot = SearchState(**{**state.__dict__, "tree": state.tree.copy()})
+            self._pool = self._pool or concurrent.futures.ThreadPoolExecutor(1, "proposer")
+            self._pending_call = self._pool.submit(
+                lambda: (snapshot, self.ctx.proposer.propose(snapshot, n_slots), n_slots, new_text)
+            )
+            return None
+        self._accept_batch(state, self.ctx.proposer.propose(state, n_slots), n_slots, new_text)
         return self.next_trial() if self.queued() else None
 
-    def _propose(self, n_slots: int) -> None:
+    def _prepare(self, n_slots: int) -> tuple[SearchState, int, str]:
         new_text = self.ctx.read_user_input()
         if new_text:
             self.user_text = new_text
         finished, self._finished_since = self._finished_since, []
-        state = self.state(finished)
-        batch = self.ctx.proposer.propose(state, n_slots)
+        return self.state(finished), n_slots, new_text
+
+    def _accept_batch(self, state: SearchState, batch: Any, n_slots: int, new_text: str) -> None:
+        state = SearchState(**{**state.__dict__, "tree": self.tree})  # validate on the live tree
         self._record_notes(batch.notes)
         if batch.remarks:
             self.ctx.log("proposer_remarks", block=self.block, remarks=list(batch.remarks))
@@ -203,6 +230,8 @@ class BlockSession:
             self.ctx.log(
                 "no_proposal", block=self.block, reason="no valid proposal for a free slot"
             )
+            if not self.running():  # nothing left to try and nothing running: end the block
+                self.exhausted = True
             return
         nodes = []
         next_id = self.tree.next_id
@@ -287,6 +316,8 @@ class BlockSession:
 
     def finish(self) -> BlockReview:
         """Notes on the last batch, then the block-end review (journaled)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self._finished_since:
             finished, self._finished_since = self._finished_since, []
             batch = self.ctx.proposer.propose(self.state(finished), 0)
