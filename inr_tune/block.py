@@ -130,7 +130,7 @@ def resolve_options(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def make_proposer(
-    opts: dict[str, Any], cfg_model: str, run_dir: Path, log: Any
+    opts: dict[str, Any], search: Any, run_dir: Path, log: Any
 ) -> tuple[Any, Any, str]:
     from inr_tune.search.proposers import RuleProposer
 
@@ -147,8 +147,16 @@ def make_proposer(
         )
     from inr_tune.search.proposers.llm import LLMProposer
 
-    model = opts.get("llm_model") or cfg_model
-    return LLMProposer(model, fallback=rule, run_dir=run_dir, log=log), rule, f"llm ({model})"
+    model = opts.get("llm_model") or search.llm_model
+    llm = LLMProposer(
+        model,
+        fallback=rule,
+        run_dir=run_dir,
+        log=log,
+        timeout_s=search.llm_timeout_s,
+        max_retries=search.llm_max_retries,
+    )
+    return llm, rule, f"llm ({model})"
 
 
 # ----------------------------------------------------------------------------- reports
@@ -385,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     )
     proposer, fallback, proposer_name = make_proposer(
-        opts, base.search.llm_model, run_dir, lambda event, **data: ctx.log(event, **data)
+        opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data)
     )
     ctx.proposer, ctx.fallback = proposer, fallback
     for e in journal.of("user_input"):

@@ -215,3 +215,69 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
     ]
     assert sorted(completions) == sorted(set(completions)), "a finished trial was run twice"
     assert _tree_signature(killed) == _tree_signature(full)
+
+
+@pytest.mark.slow
+def test_block_with_claude_survives_bad_answers_and_keeps_the_key_secret(
+    tmp_path: Path, dataset: Path
+) -> None:
+    """The real SDK against a local Messages server: malformed JSON, overload, bad proposals."""
+    from tests.messages_server import MessagesServer, malformed, overloaded, tool_use
+
+    secret = "sk-ant-test-SECRET-0123456789"
+    bad = {
+        "observations": [],
+        "acknowledgement": "",
+        "proposals": [
+            {
+                "parent": None,
+                "param": "dropout",
+                "value": 0.5,
+                "strategy": "explore",
+                "hypothesis": "dropout helps",
+                "expect": "improve",
+            }
+        ],
+    }
+    with MessagesServer(default=lambda body: tool_use("submit_batch", bad)) as server:
+        server.push(malformed(), overloaded())
+        (tmp_path / "run").mkdir()
+        (tmp_path / "run" / "user_input.md").write_text(
+            "Focus on omega.\nset training.optimizer=adam\n"
+        )
+        r = _block(
+            "--frames",
+            "24",
+            "--field",
+            "F",
+            "--iterations",
+            "4",
+            "--parallel",
+            "2",
+            "--proposer",
+            "llm",
+            *_sets(dataset),
+            "--set",
+            "search.llm_max_retries=0",
+            "--set",
+            "search.llm_timeout_s=10",
+            "--out",
+            str(tmp_path / "run"),
+            env={"ANTHROPIC_API_KEY": secret, "ANTHROPIC_BASE_URL": server.url},
+        )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(server.requests) >= 2
+    run = tmp_path / "run"
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert sum(e["event"] == "node_completed" for e in journal) == 4
+    calls = [e for e in journal if e["event"] == "llm_call"]
+    assert calls and {"malformed", "api_error"} & {c["outcome"] for c in calls}
+    assert any(e["event"] == "llm_fallback" for e in journal)
+    assert any(
+        e["event"] == "user_input" and e["pins"] == {"training.optimizer": "adam"} for e in journal
+    )
+    assert "Acknowledged: pinned training.optimizer=adam" in (run / "analysis.md").read_text()
+    assert list((run / "llm").glob("call_*.json"))
+    for f in run.rglob("*"):
+        if f.is_file() and f.stat().st_size < 50_000_000:
+            assert secret.encode() not in f.read_bytes(), f"API key leaked into {f}"
