@@ -39,6 +39,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "address": None,
     "set": [],
     "llm_model": None,
+    "early_stop": "none",
+    "storage": None,
 }
 
 
@@ -81,6 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     a("--out", default=None, help="run directory (default runs/<experiment>-<time>)")
     a("--resume", action="store_true", help="continue the run in --out with its saved options")
     a("--address", default=None, help="join an existing Ray cluster (auto or HOST:PORT)")
+    a(
+        "--storage",
+        default=None,
+        help="shared directory for trial results and Ray's files (default: inside --out); "
+        "on a cluster every node must see it",
+    )
+    a(
+        "--early-stop",
+        choices=("none", "asha"),
+        default=None,
+        help="asha: stop hopeless trials early on their reported R² (Ray's ASHA scheduler)",
+    )
     a(
         "--set",
         action="append",
@@ -279,6 +293,9 @@ def run_block_on_ray(
     content_hash: str,
     live: LiveTable,
     reports: Reports,
+    storage: Path,
+    kind: str = "mpm",
+    early_stop: str = "none",
 ) -> None:
     from ray import tune
 
@@ -291,7 +308,7 @@ def run_block_on_ray(
         resources["gpu"] = gpus / parallel if gpus < parallel else 1.0
 
     def trial_config(node: Any) -> dict[str, Any]:
-        out_dir = ctx.run_dir.resolve() / "trials" / f"iter_{node.id:03d}"
+        out_dir = storage / "trials" / f"iter_{node.id:03d}"
         return {
             "node_id": node.id,
             "block": node.block,
@@ -299,6 +316,7 @@ def run_block_on_ray(
             "out_dir": str(out_dir),
             "dataset": dataset,
             "content_hash": content_hash,
+            "kind": kind,
             "threads": threads,
             "tb_name": f"b{node.block}_iter_{node.id:03d}",
         }
@@ -308,23 +326,64 @@ def run_block_on_ray(
         reports.write(ctx, session.block, session.ucb_c)
 
     searcher = UCBTreeSearcher(session, trial_config, on_start=live.start, on_done=on_done)
+    scheduler = None
+    if early_stop == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        t = session.root_config.training
+        # Trials report R² every eval_every steps; ASHA compares them at rungs of steps.
+        scheduler = ASHAScheduler(
+            time_attr="step",
+            metric="final_r2",
+            mode="max",
+            max_t=max(t.total_steps, 1),
+            grace_period=max(t.eval_every, t.total_steps // 8),
+            reduction_factor=2,
+        )
     tuner = tune.Tuner(
         tune.with_resources(train_node, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             num_samples=-1,
             max_concurrent_trials=parallel,
+            scheduler=scheduler,
             trial_name_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
             trial_dirname_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
         ),
         run_config=tune.RunConfig(
             name=f"block_{session.block}",
-            storage_path=str((ctx.run_dir / "ray").resolve()),
+            storage_path=str(storage / "ray"),
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
         ),
     )
     tuner.fit()
+
+
+def memory_check(gpus: int, parallel: int, ds: Any) -> Any:
+    """A check refusing configs whose concurrent trials cannot fit on one GPU."""
+    if not gpus:
+        return lambda cfg: None
+    import torch
+
+    if not torch.cuda.is_available():  # a driver without a GPU on a GPU cluster: no size known
+        return lambda cfg: None
+    from inr_tune.training.fit import estimate_memory
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    per_gpu = -(-parallel // gpus)
+
+    def check(cfg: Config) -> str | None:
+        n_comp = len(ds.components[cfg.data.field])
+        need = estimate_memory(cfg, cfg.data.n_frames, ds.n_points, n_comp)
+        if need * per_gpu > total:
+            return (
+                f"{per_gpu} concurrent trials of {need / 2**30:.1f} GiB each do not fit a "
+                f"{total / 2**30:.0f} GiB GPU; lower --parallel, batch_size or width"
+            )
+        return None
+
+    return check
 
 
 # ----------------------------------------------------------------------------- driver
@@ -396,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data)
     )
     ctx.proposer, ctx.fallback = proposer, fallback
+    ctx.check_config = memory_check(gpus, opts["parallel"], ds)
     for e in journal.of("user_input"):
         ctx.pinned.update(e.get("pins") or {})
         ctx._user_hash = e.get("digest", "")
@@ -425,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sets = [*opts["set"], *(f"{k}={json.dumps(v)}" for k, v in ctx.pinned.items())]
             root = exp.root_config(spec, gpu=bool(gpus), sets=sets, carried=carried)
+            problem = ctx.check_config(root)
+            if problem:
+                raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
             ctx.log(
                 "block_start",
                 block=index,
@@ -447,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
             overlap=proposer_name.startswith("llm"),
         )
         reports.write(ctx, index, ucb_c)
+        storage = (
+            Path(opts["storage"]) / run_dir.name if opts.get("storage") else run_dir
+        ).resolve()
         run_block_on_ray(
             session,
             ctx,
@@ -457,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
             content_hash=content_hash,
             live=live,
             reports=reports,
+            storage=storage,
+            kind=exp.kind,
+            early_stop=opts.get("early_stop", "none"),
         )
         if not session.done:
             raise InrTuneError(

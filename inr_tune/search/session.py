@@ -66,6 +66,7 @@ class RunContext:
     rules: list[str] = field(default_factory=list)
     memory: Callable[[], str] = lambda: ""
     on_event: Callable[[str, dict[str, Any]], None] = lambda name, data: None
+    check_config: Callable[[Config], str | None] = lambda cfg: None  # e.g. "does not fit"
     _user_hash: str = ""
 
     def log(self, event: str, **data: Any) -> dict[str, Any]:
@@ -274,6 +275,9 @@ class BlockSession:
         for p in proposals:
             try:
                 child, changes = check_proposal(state, p, taken=taken)
+                problem = self.ctx.check_config(child)
+                if problem:
+                    raise ProposalError(problem)
             except ProposalError as err:
                 self.ctx.log(
                     "proposal_rejected",

@@ -6,7 +6,40 @@ import json
 import traceback
 from typing import Any
 
-__all__ = ["train_node"]
+__all__ = ["ensure_dataset", "train_node"]
+
+
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # outside Ray
+        return None
+
+
+def ensure_dataset(path: str | None, content_hash: str | None, kind: str) -> str:
+    """The dataset on this node: the shared path, or the default one regenerated here.
+
+    Either way its content hash must equal the driver's, so every node trains on
+    identical data.
+    """
+    from pathlib import Path
+
+    from inr_tune.data.defaults import default_dataset_path, ensure_default_dataset
+    from inr_tune.data.store import open_dataset
+    from inr_tune.errors import DataError
+
+    if path and not Path(path).exists():
+        if Path(path).name != default_dataset_path(kind).name:
+            raise DataError(
+                f"dataset {path} is not reachable on this node; put it on shared storage"
+            )
+        path = str(ensure_default_dataset(kind, progress=False))  # same generator, same seed
+    ds = open_dataset(path)
+    if content_hash and ds.content_hash() != content_hash:
+        raise DataError(f"dataset {path} on this node differs from the driver's (content hash)")
+    return str(path)
 
 
 def train_node(config: dict[str, Any]) -> None:
@@ -28,10 +61,13 @@ def train_node(config: dict[str, Any]) -> None:
 
     try:
         cfg = config_from_dict(config["cfg"])
+        dataset = ensure_dataset(
+            config.get("dataset"), config.get("content_hash"), config.get("kind", "mpm")
+        )
         metrics = run_trial(
             cfg,
             config["out_dir"],
-            dataset_path=config.get("dataset"),
+            dataset_path=dataset,
             content_hash=config.get("content_hash"),
             num_threads=config.get("threads"),
             report=report,
@@ -46,6 +82,7 @@ def train_node(config: dict[str, Any]) -> None:
         }
     metrics.pop("history", None)
     metrics["field_png"] = f"{config['out_dir']}/field.png"
+    metrics["ray_node_id"] = _node_id()
     tune.report(
         {
             "final_r2": metrics.get("final_r2"),

@@ -28,7 +28,7 @@ from inr_tune.config import Config, save_config
 from inr_tune.data.store import Window, open_dataset
 from inr_tune.errors import ConfigError
 
-__all__ = ["load_window", "resolve_device", "run_trial", "version_stamp"]
+__all__ = ["estimate_memory", "load_window", "resolve_device", "run_trial", "version_stamp"]
 
 #: fly-eye positions have |x| ≤ 8: scale into the unit disc (DESIGN.md "Models").
 POSITION_SCALE = {"mpm": 1.0, "flyvis": 1.0 / 8.0}
@@ -59,6 +59,27 @@ def resolve_device(name: str) -> str:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("training.device=cuda but no CUDA GPU is available; use auto or cpu")
     return name
+
+
+def estimate_memory(cfg: Config, n_frames: int, n_points: int, n_components: int) -> int:
+    """Expected peak device memory of one trial, in bytes (an upper-side estimate).
+
+    Parameters, gradients and two Adam moments (4 × params × 4 bytes); activations of one
+    step (each hidden layer keeps its pre-activation and sine output for backward, twice
+    for the gradient, per sample point); the window and positions on the device; plus a
+    fixed 300 MiB for the CUDA context and allocator slack.
+    """
+    m, t = cfg.model, cfg.training
+    inputs = 3
+    width = m.hidden_dim
+    outputs = n_components * (n_points if m.inr_type == "siren_t" else 1)
+    params = inputs * width + m.n_layers * (width * width + width) + width * outputs + outputs
+    if m.inr_type == "ngp":
+        params += m.ngp_levels * (2**m.ngp_log2_hashmap_size) * m.ngp_features_per_level
+    samples = t.batch_size * (1 if m.inr_type == "siren_t" else (t.points_per_step or n_points))
+    activations = samples * width * (m.n_layers + 1) * 4 * 4 + samples * outputs * 4 * 3
+    data = n_frames * n_points * (n_components + 2) * 4
+    return int(16 * params + activations + data + 300 * 2**20)
 
 
 def load_window(
@@ -222,6 +243,10 @@ def run_trial(
         "n_points": window.n_points,
         "window_start": window.start,
         "device": device,
+        "expected_memory_gb": estimate_memory(
+            cfg, window.n_frames, window.n_points, len(window.components)
+        )
+        / 2**30,
         "dataset": str(data_path),
         "content_hash": content_hash,
         "version": version_stamp(),
