@@ -1,0 +1,111 @@
+"""A block on a simulated 2-node Ray cluster (ray.cluster_utils.Cluster): spread and node loss."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_synthetic_mpm
+
+pytestmark = pytest.mark.slow
+
+TINY = ["training.eval_every=1000", "model.hidden_dim=16", "model.n_layers=1"]
+
+
+@pytest.fixture
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 2})
+    worker = c.add_node(num_cpus=2)
+    c.wait_for_nodes()
+    yield c, worker
+    c.shutdown()
+
+
+def _start(args: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "inr_tune.block", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
+
+
+def _args(
+    dataset: Path, out: Path, address: str, steps: int, minutes: float | None = None
+) -> list[str]:
+    sets = [*TINY, f"data.path={dataset}", f"training.total_steps={steps}"]
+    if minutes:
+        sets.append(f"training.max_minutes={minutes}")
+    return [
+        "--frames",
+        "24",
+        "--field",
+        "F",
+        "--iterations",
+        "4",
+        "--parallel",
+        "4",
+        "--address",
+        address,
+        "--out",
+        str(out),
+        *[a for s in sets for a in ("--set", s)],
+    ]
+
+
+def _metrics(out: Path) -> list[dict]:
+    """Metrics of each finished node as the driver recorded them (with the Ray node id)."""
+    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    return [e["metrics"] for e in journal if e["event"] == "node_completed"]
+
+
+def test_block_spreads_over_two_nodes(cluster, tmp_path: Path) -> None:
+    c, _ = cluster
+    dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
+    out = tmp_path / "run"
+    proc = _start(
+        [*_args(dataset, out, c.address, steps=400), "--set", "training.max_minutes=null"]
+    )
+    stdout, stderr = proc.communicate(timeout=600)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "on 4 CPUs" in stdout
+    nodes = {m["ray_node_id"] for m in _metrics(out)}
+    assert len(nodes) == 2, nodes
+    for name in ("journal.jsonl", "analysis.md", "memory.md", "ucb_scores.txt", "tree.png"):
+        assert (out / name).is_file()
+    assert (out / "analysis.md").read_text().count("## Iter ") == 4
+
+
+def test_node_lost_mid_trial_is_a_failed_node(cluster, tmp_path: Path) -> None:
+    c, worker = cluster
+    dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
+    out = tmp_path / "run"
+    proc = _start(_args(dataset, out, c.address, steps=10_000_000, minutes=1.0))
+    deadline = time.time() + 300
+    while time.time() < deadline:  # wait until the 4 trials are training
+        if (
+            len(list((out / "trials").glob("iter_*/config.yaml"))) >= 4
+            if (out / "trials").exists()
+            else False
+        ):
+            break
+        time.sleep(0.5)
+    time.sleep(3)
+    c.remove_node(worker)
+    proc.communicate(timeout=600)
+    assert proc.returncode == 0, "the block must finish after losing a node"
+    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    done = [e for e in journal if e["event"] == "node_completed"]
+    failed = [e for e in done if e["status"] == "failed"]
+    assert failed, f"no trial failed after its node was removed: {[e['status'] for e in done]}"
+    assert all(e["error"] for e in failed)
+    assert not any(e["status"] == "ok" and not e["metrics"].get("final_r2") for e in done)
