@@ -183,6 +183,7 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
         full / "trials" / "iter_003" / "b1_iter_003"
     ).is_dir()  # TensorBoard run named by block and iter
     assert len((full / "memory.md").read_text().splitlines()) <= 500
+    _check_tensorboard(full)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -281,3 +282,38 @@ def test_block_with_claude_survives_bad_answers_and_keeps_the_key_secret(
     for f in run.rglob("*"):
         if f.is_file() and f.stat().st_size < 50_000_000:
             assert secret.encode() not in f.read_bytes(), f"API key leaked into {f}"
+
+
+def _check_tensorboard(run: Path) -> None:
+    """Every trial: scalars, the field panel, and an HParams entry with config and final metrics."""
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(run / "trials"))
+    mux.Reload()
+    runs = mux.Runs()
+    names = {Path(r).name for r in runs}
+    assert {f"b1_iter_{i:03d}" for i in range(1, 7)} <= names, names
+    hparams_seen = 0
+    for name, tags in runs.items():
+        if "train/loss" in tags.get("scalars", []):
+            assert "field_panel" in mux.GetAccumulator(name).Tags()["images"]
+        content = mux.PluginRunToTagToContent("hparams").get(name, {})
+        if "_hparams_/session_start_info" in content:
+            info = plugin_data_pb2.HParamsPluginData.FromString(
+                content["_hparams_/session_start_info"]
+            )
+            hp = info.session_start_info.hparams
+            assert {
+                "training.lr",
+                "model.omega",
+                "model.hidden_dim",
+                "status",
+                "node",
+                "block",
+            } <= set(hp)
+            hparams_seen += 1
+    assert hparams_seen >= 6
+    scalars = {t for name in runs for t in mux.GetAccumulator(name).Tags()["scalars"]}
+    assert {"hp/final_r2", "hp/kinograph_R2", "hp/kinograph_SSIM", "hp/training_time"} <= scalars
