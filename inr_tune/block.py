@@ -360,26 +360,31 @@ def run_block_on_ray(
     tuner.fit()
 
 
-def memory_check(gpus: int, parallel: int, ds: Any) -> Any:
-    """A check refusing configs whose concurrent trials cannot fit on one GPU."""
+def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None = None) -> Any:
+    """A check refusing configs whose concurrent trials cannot fit on one GPU.
+
+    ``total_bytes`` is one GPU's memory (default: the driver's first GPU; with no GPU on
+    the driver the size is unknown and nothing is refused).
+    """
     if not gpus:
         return lambda cfg: None
-    import torch
+    if total_bytes is None:
+        import torch
 
-    if not torch.cuda.is_available():  # a driver without a GPU on a GPU cluster: no size known
-        return lambda cfg: None
+        if not torch.cuda.is_available():
+            return lambda cfg: None
+        total_bytes = torch.cuda.get_device_properties(0).total_memory
     from inr_tune.training.fit import estimate_memory
 
-    total = torch.cuda.get_device_properties(0).total_memory
     per_gpu = -(-parallel // gpus)
 
     def check(cfg: Config) -> str | None:
         n_comp = len(ds.components[cfg.data.field])
         need = estimate_memory(cfg, cfg.data.n_frames, ds.n_points, n_comp)
-        if need * per_gpu > total:
+        if need * per_gpu > total_bytes:
             return (
                 f"{per_gpu} concurrent trials of {need / 2**30:.1f} GiB each do not fit a "
-                f"{total / 2**30:.0f} GiB GPU; lower --parallel, batch_size or width"
+                f"{total_bytes / 2**30:.0f} GiB GPU; lower --parallel, batch_size or width"
             )
         return None
 

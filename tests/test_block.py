@@ -317,3 +317,48 @@ def _check_tensorboard(run: Path) -> None:
     assert hparams_seen >= 6
     scalars = {t for name in runs for t in mux.GetAccumulator(name).Tags()["scalars"]}
     assert {"hp/final_r2", "hp/kinograph_R2", "hp/kinograph_SSIM", "hp/training_time"} <= scalars
+
+
+def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
+    from inr_tune.block import memory_check
+    from inr_tune.data.store import open_dataset
+
+    ds = open_dataset(dataset)
+    small = load_config(None, ["data.n_frames=24"])
+    huge = load_config(
+        None, ["data.n_frames=24", "model.hidden_dim=8192", "training.batch_size=4096"]
+    )
+    check = memory_check(1, 4, ds, total_bytes=16 * 2**30)
+    assert check(small) is None
+    msg = check(huge)
+    assert msg and "4 concurrent trials of" in msg and "do not fit a 16 GiB GPU" in msg
+    assert memory_check(0, 4, ds)(huge) is None  # CPU runs: nothing to refuse
+
+
+@pytest.mark.slow
+def test_asha_early_stopping_block(tmp_path: Path, dataset: Path) -> None:
+    sets = [*TINY, "training.total_steps=640", "training.eval_every=40", f"data.path={dataset}"]
+    r = _block(
+        "--frames",
+        "24",
+        "--field",
+        "F",
+        "--iterations",
+        "4",
+        "--parallel",
+        "4",
+        "--early-stop",
+        "asha",
+        *[a for s in sets for a in ("--set", s)],
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    journal = [
+        json.loads(line) for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
+    ]
+    done = [e for e in journal if e["event"] == "node_completed"]
+    assert len(done) == 4 and all(e["status"] in ("ok", "early_stopped") for e in done)
+    for e in done:
+        if e["status"] == "early_stopped":
+            assert e["metrics"]["final_r2"] is not None and e["metrics"]["steps_done"] < 640
