@@ -244,7 +244,8 @@ def tree_plot(tree: Any, classes: dict[str, float], title: str = "") -> Figure:
         elif n.status != "ok" and r2 is None:
             colour, label = "black", n.status
         else:
-            colour, label = colours.get(quality_class(r2, classes), "0.5"), f"{r2:.4f}"
+            label = f"{r2:.6f}" if r2 > 0.999 else f"{r2:.4f}"
+            colour = colours.get(quality_class(r2, classes), "0.5")
         ax.scatter([xs[n.id]], [-depth[n.id]], s=260, color=colour, edgecolor="k", zorder=2)
         ax.text(xs[n.id], -depth[n.id], str(n.id), ha="center", va="center", fontsize=7, zorder=3)
         ax.text(xs[n.id], -depth[n.id] - 0.32, label, ha="center", va="top", fontsize=6)
