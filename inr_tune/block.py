@@ -336,7 +336,7 @@ def run_block_on_ray(
             time_attr="step",
             metric="final_r2",
             mode="max",
-            max_t=max(t.total_steps, 1),
+            max_t=10 * max(t.total_steps, 1),  # mutations may raise total_steps
             grace_period=max(t.eval_every, t.total_steps // 8),
             reduction_factor=2,
         )

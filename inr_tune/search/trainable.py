@@ -54,10 +54,15 @@ def train_node(config: dict[str, Any]) -> None:
     from inr_tune.config import config_from_dict
     from inr_tune.training.fit import run_trial
 
+    total = int(config["cfg"].get("training", {}).get("total_steps", 0))
+
     def report(row: dict[str, Any]) -> None:
-        tune.report(
-            {"final_r2": row.get("final_r2"), "loss": row.get("loss"), "step": row.get("step")}
-        )
+        # Intermediate results for schedulers; the one at the last step is left to the
+        # final report, so a scheduler never stops a trial that has in fact finished.
+        if row.get("step", 0) < total:
+            tune.report(
+                {"final_r2": row.get("final_r2"), "loss": row.get("loss"), "step": row.get("step")}
+            )
 
     try:
         cfg = config_from_dict(config["cfg"])
