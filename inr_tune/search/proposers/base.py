@@ -24,6 +24,7 @@ __all__ = [
     "ProposalBatch",
     "Proposer",
     "SearchState",
+    "admit",
     "check_proposal",
     "taken_configs",
 ]
@@ -177,6 +178,26 @@ def check_proposal(
             "(a new seed) re-runs a config"
         )
     return child, changes
+
+
+def admit(state: SearchState, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> Proposal:
+    """``check_proposal`` against ``scratch``; add the accepted proposal as a pending node.
+
+    Proposers building a batch call this per pick so later picks see earlier ones as
+    visits and as taken configs. Raises ProposalError for an invalid proposal.
+    """
+    child, changes = check_proposal(state, proposal, tree=scratch, taken=taken)
+    node = scratch.add(
+        proposal.parent,
+        child,
+        changes,
+        proposal.strategy,
+        proposal.hypothesis,
+        state.block,
+        proposal.expect,
+    )
+    taken[config_key(child)] = node.id
+    return proposal
 
 
 class Proposer(ABC):

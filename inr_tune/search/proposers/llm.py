@@ -63,11 +63,11 @@ from inr_tune.search.proposers.base import (
     ProposalBatch,
     Proposer,
     SearchState,
-    check_proposal,
+    admit,
     taken_configs,
 )
 from inr_tune.search.proposers.rule import RuleProposer, observation
-from inr_tune.search.space import SearchSpace, as_config, config_key, fmt_value
+from inr_tune.search.space import SearchSpace, as_config, fmt_value
 from inr_tune.search.tree import Node, Tree, format_ucb_scores
 from inr_tune.search.verdict import describe_change
 
@@ -736,18 +736,7 @@ class LLMProposer(Proposer):
         self, state: SearchState, scratch: Tree, taken: dict[str, int], proposal: Proposal
     ) -> Proposal:
         """``check_proposal`` on the scratch tree; add the accepted one as a pending node."""
-        child, changes = check_proposal(state, proposal, tree=scratch, taken=taken)
-        node = scratch.add(
-            proposal.parent,
-            child,
-            changes,
-            proposal.strategy,
-            proposal.hypothesis,
-            state.block,
-            proposal.expect,
-        )
-        taken[config_key(child)] = node.id
-        return proposal
+        return admit(state, scratch, taken, proposal)
 
     def _retry(
         self,

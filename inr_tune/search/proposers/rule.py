@@ -35,7 +35,7 @@ from inr_tune.search.proposers.base import (
     ProposalBatch,
     Proposer,
     SearchState,
-    check_proposal,
+    admit,
     taken_configs,
 )
 from inr_tune.search.space import Param, as_config, config_key, fmt_value
@@ -215,20 +215,9 @@ class RuleProposer(Proposer):
     ) -> Proposal | None:
         """Check a proposal; if valid, add it to the scratch tree as a pending node."""
         try:
-            child, changes = check_proposal(state, proposal, tree=scratch, taken=taken)
+            return admit(state, scratch, taken, proposal)
         except ProposalError:
             return None
-        node = scratch.add(
-            proposal.parent,
-            child,
-            changes,
-            proposal.strategy,
-            proposal.hypothesis,
-            state.block,
-            proposal.expect,
-        )
-        taken[config_key(child)] = node.id
-        return proposal
 
     def _config_of(self, state: SearchState, tree: Tree, parent: int | None) -> Config:
         return state.root_config if parent is None else as_config(tree[parent].config)
