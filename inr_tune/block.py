@@ -86,8 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--storage",
         default=None,
-        help="shared directory for trial results and Ray's files (default: inside --out); "
-        "on a cluster every node must see it",
+        help="where trial results go (default: inside --out): a directory every node sees, "
+        "or an fsspec URL (s3://bucket/runs needs s3fs, gs:// gcsfs); credentials come "
+        "from each node's environment",
     )
     a(
         "--early-stop",
@@ -257,7 +258,7 @@ class LiveTable:
 
 
 # ----------------------------------------------------------------------------- Ray
-def init_ray(address: str | None, storage: Path) -> tuple[int, int]:
+def init_ray(address: str | None) -> tuple[int, int]:
     """Start (or join) Ray quietly; returns (CPUs, GPUs) of the cluster."""
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Ray Tune tables: we print our own
@@ -293,7 +294,7 @@ def run_block_on_ray(
     content_hash: str,
     live: LiveTable,
     reports: Reports,
-    storage: Path,
+    storage: Any,
     kind: str = "mpm",
     early_stop: str = "none",
 ) -> None:
@@ -307,13 +308,17 @@ def run_block_on_ray(
     if gpus:
         resources["gpu"] = gpus / parallel if gpus < parallel else 1.0
 
+    remote = storage.url is not None
+
     def trial_config(node: Any) -> dict[str, Any]:
-        out_dir = storage / "trials" / f"iter_{node.id:03d}"
         return {
             "node_id": node.id,
             "block": node.block,
             "cfg": node.config,
-            "out_dir": str(out_dir),
+            # With an object store a trial writes into its Ray working directory, which
+            # Ray uploads to ``result_dir``; with a directory it writes there directly.
+            "out_dir": None if remote else storage.trial_dir(node.id),
+            "result_dir": storage.trial_dir(node.id),
             "dataset": dataset,
             "content_hash": content_hash,
             "kind": kind,
@@ -348,13 +353,19 @@ def run_block_on_ray(
             max_concurrent_trials=parallel,
             scheduler=scheduler,
             trial_name_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
-            trial_dirname_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
+            trial_dirname_creator=(
+                (lambda t: f"iter_{t.config['node_id']:03d}")
+                if remote
+                else (lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}")
+            ),
         ),
         run_config=tune.RunConfig(
-            name=f"block_{session.block}",
-            storage_path=str(storage / "ray"),
+            # With an object store Ray's trial directories are the trials' own.
+            name="trials" if remote else f"block_{session.block}",
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
+            sync_config=tune.SyncConfig(sync_artifacts=remote, sync_period=60),
+            **storage.ray_storage(),
         ),
     )
     tuner.fit()
@@ -403,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     from inr_tune.reports.journal import Journal
     from inr_tune.search.experiment import load_experiment
     from inr_tune.search.session import BlockSession, RunContext, replay_tree
+    from inr_tune.search.storage import resolve_storage
 
     exp = load_experiment(opts["experiment"])
     base = config_from_dict(apply_overrides({}, opts["set"]))
@@ -419,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                 "generate a longer dataset and pass --set data.path=PATH"
             )
     content_hash = ds.content_hash()
+    storage = resolve_storage(opts.get("storage"), run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
     journal = Journal(run_dir / "journal.jsonl")
@@ -440,8 +453,9 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(
             f"the dataset {dataset} changed since this run started (content hash differs)"
         )
+    storage.upload_reports()  # a store that takes no writes stops us here
     tree = replay_tree(journal.events)
-    cpus, gpus = init_ray(opts["address"], run_dir)
+    cpus, gpus = init_ray(opts["address"])
     ctx = RunContext(
         run_dir=run_dir,
         journal=journal,
@@ -515,9 +529,6 @@ def main(argv: list[str] | None = None) -> int:
             overlap=proposer_name.startswith("llm"),
         )
         reports.write(ctx, index, ucb_c)
-        storage = (
-            Path(opts["storage"]) / run_dir.name if opts.get("storage") else run_dir
-        ).resolve()
         run_block_on_ray(
             session,
             ctx,
@@ -538,19 +549,22 @@ def main(argv: list[str] | None = None) -> int:
             )
         review = session.finish()
         reports.write(ctx, index, ucb_c, tree_png=True)
+        storage.upload_reports()
         best = tree.best(index)
         carried = config_from_dict(best.config) if best else carried
         ucb_c = review.next_ucb_c
     proposer.close()
     ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
     reports.write(ctx, None, ucb_c, tree_png=True)
-    _summary(ctx, run_dir, time.perf_counter() - t_start)
+    storage.upload_reports()
+    _summary(ctx, run_dir, time.perf_counter() - t_start, storage)
     return EXIT_OK
 
 
-def _summary(ctx: Any, run_dir: Path, seconds: float) -> None:
+def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any) -> None:
     from inr_tune.reports.analysis import config_line
 
+    trials = storage.url or str(storage.local)
     best = ctx.tree.best()
     print(f"\ndone in {seconds / 60:.1f} min: {len(ctx.tree)} trials in {run_dir}")
     if best is not None:
@@ -561,12 +575,15 @@ def _summary(ctx: Any, run_dir: Path, seconds: float) -> None:
         )
         print(f"  config: {config_line(best.config)} [{best.config['model']['inr_type']}]")
         print(
-            f"  {run_dir}/configs/iter_{best.id:03d}.yaml, {run_dir}/trials/iter_{best.id:03d}/field.png"
+            f"  {run_dir}/configs/iter_{best.id:03d}.yaml, {storage.trial_dir(best.id)}/field.png"
         )
     print(
-        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, journal.jsonl, trials/"
+        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, journal.jsonl"
+        + (f"; trials in {trials}/trials" if trials != str(run_dir.resolve()) else ", trials/")
     )
-    print(f"compare trials: tensorboard --logdir {run_dir}/trials")
+    if storage.url:
+        print(f"copied the reports to {storage.url}/")
+    print(f"compare trials: tensorboard --logdir {trials}/trials")
 
 
 if __name__ == "__main__":

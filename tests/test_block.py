@@ -124,6 +124,16 @@ def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
     assert r.returncode == 2 and "nothing to resume" in r.stderr
     r = _block("--set", "training.lrr=1", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "unknown key 'lrr'" in r.stderr
+    r = _block(
+        "--frames",
+        "24",
+        *_sets(dataset),
+        "--storage",
+        "nosuch://bucket/runs",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert r.returncode == 2 and "--storage nosuch://bucket/runs: Protocol not known" in r.stderr
     assert not (tmp_path / "r" / "journal.jsonl").exists()
 
 

@@ -68,21 +68,38 @@ def _metrics(out: Path) -> list[dict]:
     return [e["metrics"] for e in journal if e["event"] == "node_completed"]
 
 
-def test_block_spreads_over_two_nodes(cluster, tmp_path: Path) -> None:
+def test_block_spreads_over_two_nodes(s3, cluster, tmp_path: Path) -> None:
+    """Results go to an object store (a local S3 server), as on hosts without a shared disk;
+    the nodes get the credentials from their own environment (``s3`` starts first)."""
+    import boto3
+
     c, _ = cluster
     dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
     out = tmp_path / "run"
     proc = _start(
-        [*_args(dataset, out, c.address, steps=400), "--set", "training.max_minutes=null"]
+        [
+            *_args(dataset, out, c.address, steps=400),
+            "--set",
+            "training.max_minutes=null",
+            "--storage",
+            "s3://results/cluster",
+        ]
     )
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-2000:]
     assert "on 4 CPUs" in stdout
-    nodes = {m["ray_node_id"] for m in _metrics(out)}
+    metrics = _metrics(out)
+    nodes = {m["ray_node_id"] for m in metrics}
     assert len(nodes) == 2, nodes
     for name in ("journal.jsonl", "analysis.md", "memory.md", "ucb_scores.txt", "tree.png"):
         assert (out / name).is_file()
     assert (out / "analysis.md").read_text().count("## Iter ") == 4
+    listing = boto3.client("s3").list_objects_v2(Bucket="results", Prefix="cluster/run/")
+    keys = {o["Key"].removeprefix("cluster/run/") for o in listing["Contents"]}
+    for i in range(1, 5):
+        for name in ("config.yaml", "metrics.json", "field.png"):
+            assert f"trials/iter_{i:03d}/{name}" in keys, (i, name)
+    assert {"journal.jsonl", "analysis.md", "tree.png"} <= keys
 
 
 def test_node_lost_mid_trial_is_a_failed_node(cluster, tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import traceback
+from pathlib import Path
 from typing import Any
 
 __all__ = ["ensure_dataset", "train_node"]
@@ -24,8 +26,6 @@ def ensure_dataset(path: str | None, content_hash: str | None, kind: str) -> str
     Either way its content hash must equal the driver's, so every node trains on
     identical data.
     """
-    from pathlib import Path
-
     from inr_tune.data.defaults import default_dataset_path, ensure_default_dataset
     from inr_tune.data.store import open_dataset
     from inr_tune.errors import DataError
@@ -64,6 +64,10 @@ def train_node(config: dict[str, Any]) -> None:
                 {"final_r2": row.get("final_r2"), "loss": row.get("loss"), "step": row.get("step")}
             )
 
+    # With an object store (out_dir None) the trial writes into its Ray working directory
+    # on this node and Ray uploads it to result_dir.
+    out_dir = config.get("out_dir") or tune.get_context().get_trial_dir()
+    result_dir = config.get("result_dir") or out_dir
     try:
         cfg = config_from_dict(config["cfg"])
         dataset = ensure_dataset(
@@ -71,7 +75,7 @@ def train_node(config: dict[str, Any]) -> None:
         )
         metrics = run_trial(
             cfg,
-            config["out_dir"],
+            out_dir,
             dataset_path=dataset,
             content_hash=config.get("content_hash"),
             num_threads=config.get("threads"),
@@ -86,12 +90,19 @@ def train_node(config: dict[str, Any]) -> None:
             "traceback": traceback.format_exc(limit=8),
         }
     metrics.pop("history", None)
-    metrics["field_png"] = f"{config['out_dir']}/field.png"
+    metrics["field_png"] = f"{result_dir}/field.png"
     metrics["ray_node_id"] = _node_id()
-    tune.report(
-        {
-            "final_r2": metrics.get("final_r2"),
-            "step": metrics.get("steps_done"),
-            "metrics_json": json.dumps(metrics, allow_nan=True),
-        }
-    )
+    final = {
+        "final_r2": metrics.get("final_r2"),
+        "step": metrics.get("steps_done"),
+        "metrics_json": json.dumps(metrics, allow_nan=True),
+    }
+    if config.get("out_dir"):
+        tune.report(final)
+        return
+    # A report with a checkpoint (the metrics record) makes Ray upload the working
+    # directory before the driver sees the result (SyncConfig.sync_artifacts_on_checkpoint),
+    # so the field panel is in the store when the next proposal is made.
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "metrics.json").write_text(final["metrics_json"])
+        tune.report(final, checkpoint=tune.Checkpoint.from_directory(tmp))

@@ -68,6 +68,7 @@ from inr_tune.search.proposers.base import (
 )
 from inr_tune.search.proposers.rule import RuleProposer, observation
 from inr_tune.search.space import SearchSpace, as_config, fmt_value
+from inr_tune.search.storage import open_bytes
 from inr_tune.search.tree import Node, Tree, format_ucb_scores
 from inr_tune.search.verdict import describe_change
 
@@ -461,7 +462,7 @@ def field_images(state: SearchState, limit: int = MAX_IMAGES) -> list[tuple[int,
         if not isinstance(path, str) or not path:
             continue
         try:
-            data = Path(path).read_bytes()
+            data = open_bytes(path)  # a path, or a URL when results go to an object store
         except OSError:
             continue
         if data.startswith(PNG_MAGIC) and len(data) <= MAX_IMAGE_BYTES:

@@ -1,0 +1,137 @@
+"""Where a block's results go: the run directory itself, a shared directory, or an
+object store named by an fsspec URL (``s3://bucket/runs``, ``gs://…``, ``file:///…``).
+
+Every form gives the same layout, ``<storage>/<run name>/trials/iter_NNN/``. With a
+directory, trials write there directly (on a cluster every node must see it). With a URL,
+a trial writes into its Ray working directory on its own node and Ray Tune uploads it to
+the store (``storage_filesystem`` built from the fsspec filesystem, ``sync_artifacts``);
+the last report of a trial carries a checkpoint, which makes Ray finish the upload before
+the driver sees the result. The driver copies its reports (journal, analysis, memory,
+UCB scores, tree) to ``<storage>/<run name>/`` after each block.
+
+Credentials never pass through here: the filesystem is built from the URL alone and
+each node's fsspec backend reads its own (AWS_* variables, ~/.aws, a GCP service
+account, …), so nothing secret is pickled into Ray's state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inr_tune.errors import InrTuneError
+
+__all__ = ["Storage", "is_url", "open_bytes", "resolve_storage"]
+
+# Files of the driver's run directory mirrored to an object store (not configs/: small,
+# but one per trial; they are in every trial's config.yaml already).
+REPORT_FILES = (
+    "journal.jsonl",
+    "analysis.md",
+    "memory.md",
+    "ucb_scores.txt",
+    "options.json",
+    "tree.png",
+)
+
+
+def is_url(spec: str | None) -> bool:
+    return bool(spec) and "://" in str(spec)
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+@dataclass(frozen=True)
+class Storage:
+    """The results location of one run (``url`` is None for a directory)."""
+
+    run_dir: Path  # the driver's run directory (journal and reports)
+    local: Path | None  # <dir>/<run name> when results go to a directory
+    url: str | None  # <url>/<run name> when they go to an object store
+    fs: Any = None  # the fsspec filesystem of ``url``
+    root: str | None = None  # ``url`` without its protocol, as ``fs`` names it
+
+    def trial_dir(self, node_id: int) -> str:
+        """Where trial ``node_id``'s files end up (a path or a URL)."""
+        name = f"iter_{node_id:03d}"
+        if self.url is None:
+            assert self.local is not None
+            return str(self.local / "trials" / name)
+        return f"{self.url}/trials/{name}"
+
+    def ray_storage(self) -> dict[str, Any]:
+        """``storage_path`` (and ``storage_filesystem``) for Ray Tune's RunConfig."""
+        if self.url is None:
+            assert self.local is not None
+            return {"storage_path": str(self.local / "ray")}
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        return {
+            "storage_path": self.root,
+            "storage_filesystem": PyFileSystem(FSSpecHandler(self.fs)),
+        }
+
+    def upload_reports(self) -> None:
+        """Copy the driver's reports to ``<url>/`` (no-op for a directory)."""
+        if self.url is None:
+            return
+        try:
+            for name in REPORT_FILES:
+                src = self.run_dir / name
+                if src.is_file():
+                    self.fs.put_file(str(src), f"{self.root}/{name}")
+        except Exception as err:  # network, permissions, quota: say which store and why
+            raise InrTuneError(
+                f"--storage {self.url}: cannot write reports: {_one_line(err)}"
+            ) from err
+
+
+def resolve_storage(spec: str | None, run_dir: Path) -> Storage:
+    """The results location for ``--storage spec`` (None: inside the run directory).
+
+    A URL's backend is loaded and its directory made here, so an unknown protocol or a
+    missing backend (``pip install s3fs``) stops the block with one line; the first
+    ``upload_reports`` then shows that the store takes writes before any trial starts.
+    """
+    if not spec:
+        return Storage(run_dir=run_dir, local=run_dir.resolve(), url=None)
+    if not is_url(spec):
+        return Storage(run_dir=run_dir, local=(Path(spec) / run_dir.name).resolve(), url=None)
+    try:
+        from fsspec.core import url_to_fs
+
+        fs, root = url_to_fs(spec)
+    except (ImportError, ValueError) as err:
+        raise InrTuneError(f"--storage {spec}: {_one_line(err)}") from err
+    root = f"{root.rstrip('/')}/{run_dir.name}"
+    storage = Storage(
+        run_dir=run_dir,
+        local=None,
+        url=f"{spec.rstrip('/')}/{run_dir.name}",
+        fs=fs,
+        root=root,
+    )
+    try:
+        fs.makedirs(f"{root}/trials", exist_ok=True)
+    except Exception as err:
+        raise InrTuneError(f"--storage {spec}: cannot write there: {_one_line(err)}") from err
+    return storage
+
+
+def open_bytes(path: str) -> bytes:
+    """The bytes of a local path or of an fsspec URL (OSError when unreadable)."""
+    if not is_url(path):
+        return Path(path).read_bytes()
+    try:
+        import fsspec
+
+        with fsspec.open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        raise
+    except Exception as err:  # backend errors (missing object, no credentials, …)
+        raise OSError(_one_line(err)) from err
