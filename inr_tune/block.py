@@ -10,12 +10,16 @@ kept, the trials that were running are run again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import socket
 import sys
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +263,10 @@ class LiveTable:
 
 # ----------------------------------------------------------------------------- Ray
 def init_ray(address: str | None) -> tuple[int, int]:
-    """Start (or join) Ray quietly; returns (CPUs, GPUs) of the cluster."""
+    """Start (or join) Ray quietly; returns (CPUs, GPUs) of the cluster.
+
+    A cluster that cannot be reached or refuses this driver's token is one line.
+    """
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no Ray Tune tables: we print our own
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -276,11 +283,59 @@ def init_ray(address: str | None) -> tuple[int, int]:
             "configure_logging": True,
         }
         if address:
-            ray.init(address=address, **kwargs)
+            _check_reachable(address)
+            try:
+                with _native_stderr_to_file():  # Ray's C++ client logs each retry there
+                    ray.init(address=address, **kwargs)
+            except (ConnectionError, RuntimeError) as err:
+                raise InrTuneError(_join_error(address, err)) from None
         else:
             ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
     res = ray.cluster_resources()
     return int(res.get("CPU", 1)), int(res.get("GPU", 0))
+
+
+@contextlib.contextmanager
+def _native_stderr_to_file() -> Iterator[None]:
+    """Send file descriptor 2 (C++ log lines) to a temp file while joining a cluster."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on HOST:PORT that takes no connection (Ray itself retries for minutes)."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=10).close()
+    except (OSError, ValueError) as err:
+        raise InrTuneError(f"cannot join the Ray cluster at {address}: {err}") from None
+
+
+def _join_error(address: str, err: BaseException) -> str:
+    chain: list[BaseException] = []
+    e: BaseException | None = err
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    if any(
+        type(c).__name__ == "AuthenticationError" or "InvalidAuthToken" in str(c) for c in chain
+    ):
+        return (
+            f"the Ray cluster at {address} refused this driver's token: set RAY_AUTH_MODE=token "
+            "and the cluster's RAY_AUTH_TOKEN (see docker/README.md)"
+        )
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return f"cannot join the Ray cluster at {address}: {first}"
 
 
 def run_block_on_ray(
@@ -432,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     content_hash = ds.content_hash()
     storage = resolve_storage(opts.get("storage"), run_dir)
+    cpus, gpus = init_ray(opts["address"])  # before the run directory: a refused join leaves none
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
     journal = Journal(run_dir / "journal.jsonl")
@@ -453,9 +509,8 @@ def main(argv: list[str] | None = None) -> int:
         raise DataError(
             f"the dataset {dataset} changed since this run started (content hash differs)"
         )
-    storage.upload_reports()  # a store that takes no writes stops us here
+    storage.upload_reports()
     tree = replay_tree(journal.events)
-    cpus, gpus = init_ray(opts["address"])
     ctx = RunContext(
         run_dir=run_dir,
         journal=journal,

@@ -134,6 +134,10 @@ def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
         str(tmp_path / "r"),
     )
     assert r.returncode == 2 and "--storage nosuch://bucket/runs: Protocol not known" in r.stderr
+    r = _block(
+        "--frames", "24", *_sets(dataset), "--address", "127.0.0.1:1", "--out", str(tmp_path / "r")
+    )
+    assert r.returncode == 2 and "cannot join the Ray cluster at 127.0.0.1:1: " in r.stderr
     assert not (tmp_path / "r" / "journal.jsonl").exists()
 
 

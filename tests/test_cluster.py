@@ -126,3 +126,48 @@ def test_node_lost_mid_trial_is_a_failed_node(cluster, tmp_path: Path) -> None:
     assert failed, f"no trial failed after its node was removed: {[e['status'] for e in done]}"
     assert all(e["error"] for e in failed)
     assert not any(e["status"] == "ok" and not e["metrics"].get("final_r2") for e in done)
+
+
+HEAD_WITH_TOKEN = """
+import sys
+from ray.cluster_utils import Cluster
+c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1})
+print(c.address, flush=True)
+sys.stdin.read()  # until the test closes stdin
+c.shutdown()
+"""
+
+
+def test_a_driver_with_the_wrong_token_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A token-authenticated cluster (RAY_AUTH_MODE=token on the head, in its own process:
+    Ray reads the auth mode once per process) and a driver whose RAY_AUTH_TOKEN differs:
+    exit 2, one line, no run directory."""
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN="the-cluster-token-0123456789")
+    head = subprocess.Popen(
+        [sys.executable, "-c", HEAD_WITH_TOKEN],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        address = head.stdout.readline().strip()
+        assert address, "the head did not start"
+        dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
+        out = tmp_path / "run"
+        r = subprocess.run(
+            [sys.executable, "-m", "inr_tune.block", *_args(dataset, out, address, steps=10)],
+            env={**env, "RAY_AUTH_TOKEN": "not-the-cluster-token"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        head.communicate(timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [
+        f"error: the Ray cluster at {address} refused this driver's token: set "
+        "RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN (see docker/README.md)"
+    ]
+    assert not out.exists()

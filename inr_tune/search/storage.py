@@ -93,9 +93,9 @@ class Storage:
 def resolve_storage(spec: str | None, run_dir: Path) -> Storage:
     """The results location for ``--storage spec`` (None: inside the run directory).
 
-    A URL's backend is loaded and its directory made here, so an unknown protocol or a
-    missing backend (``pip install s3fs``) stops the block with one line; the first
-    ``upload_reports`` then shows that the store takes writes before any trial starts.
+    A URL's backend is loaded and a test object written and removed here, so an unknown
+    protocol, a missing backend (``pip install s3fs``) or a store that takes no writes
+    stops the block with one line before anything is written.
     """
     if not spec:
         return Storage(run_dir=run_dir, local=run_dir.resolve(), url=None)
@@ -115,8 +115,10 @@ def resolve_storage(spec: str | None, run_dir: Path) -> Storage:
         fs=fs,
         root=root,
     )
-    try:
+    try:  # a wrong bucket, no credentials, no network: found now, not after the first trial
         fs.makedirs(f"{root}/trials", exist_ok=True)
+        fs.pipe_file(f"{root}/.write_check", b"inr_tune")
+        fs.rm_file(f"{root}/.write_check")
     except Exception as err:
         raise InrTuneError(f"--storage {spec}: cannot write there: {_one_line(err)}") from err
     return storage
