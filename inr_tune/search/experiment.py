@@ -40,13 +40,21 @@ KEYS = {
 }
 
 
+def _shipped(name: str) -> Path:
+    """``experiments/`` or ``configs/`` of the checkout (editable install), else the copy
+    that a wheel carries inside the package (``inr_tune/_shipped/``, see pyproject.toml)."""
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / name
+    return checkout if checkout.is_dir() else package / "_shipped" / name
+
+
 def experiments_dir() -> Path:
     """The shipped experiments (``experiments/`` beside the package in a checkout)."""
-    return Path(__file__).resolve().parents[2] / "experiments"
+    return _shipped("experiments")
 
 
 def _spaces_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "configs" / "spaces"
+    return _shipped("configs") / "spaces"
 
 
 @dataclass(frozen=True)
