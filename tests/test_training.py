@@ -146,7 +146,9 @@ def test_wall_clock_budget_cuts_and_still_evaluates(dataset: Path, tmp_path: Pat
             "training.max_minutes=0.03",
         ],
     )
-    m = run_trial(cfg, tmp_path)
+    threads = torch.get_num_threads()
+    m = run_trial(cfg, tmp_path, num_threads=threads + 1)
+    assert torch.get_num_threads() == threads  # the caller's setting is given back
     assert m["status"] == "ok" and m["budget_cut"] is True
     assert 0 < m["steps_done"] < 10000000 and np.isfinite(m["final_r2"])
     assert m["training_time"] < 30

@@ -166,100 +166,108 @@ def run_trial(
     from inr_tune.training.module import INRModule
 
     _quiet_lightning()
+    threads_before = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
-    L.seed_everything(cfg.training.seed, workers=False, verbose=False)
-    module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
-    t = cfg.training
-    logger = TensorBoardLogger(save_dir=str(out), name=tb_name, version="", default_hp_metric=False)
-    evaluator = MetricsEvaluator(t.eval_every, report=report)
-    info = {
-        "field": cfg.data.field,
-        "variant": cfg.model.inr_type,
-        "model": f"{cfg.model.hidden_dim}×{cfg.model.n_layers}, ω {cfg.model.omega:g}",
-        "lr": f"{t.lr:.3g}",
-        "components": window.components,
-    }
-    callbacks: list[Any] = [
-        DivergenceGuard(),
-        evaluator,
-        FieldPanel(out / "field.png", info),
-        FinalCheckpoint(out / "checkpoint.ckpt"),
-    ]
-    if progress:
-        callbacks.insert(
-            0, StepProgress(t.total_steps, desc=f"{cfg.data.field} {cfg.model.inr_type}")
-        )
-    timer = None
-    if t.max_minutes:
-        timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
-        callbacks.append(timer)
-    trainer = L.Trainer(
-        accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
-        max_epochs=1,
-        logger=logger,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        log_every_n_steps=1,  # our own logging runs every training.log_every optimizer steps
-    )
-    n_calls = math.ceil(t.total_steps / t.steps_per_call)
-    loader = torch.utils.data.DataLoader(range(n_calls), batch_size=None)
-    status, error = "ok", None
     try:
-        trainer.fit(module, loader)
-    except torch.OutOfMemoryError as err:
-        status, error = "failed", f"out of memory: {str(err).splitlines()[0]}"
-    except Exception as err:
-        status, error = (
-            "failed",
-            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+        L.seed_everything(cfg.training.seed, workers=False, verbose=False)
+        module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
+        t = cfg.training
+        logger = TensorBoardLogger(
+            save_dir=str(out), name=tb_name, version="", default_hp_metric=False
         )
-    if status == "ok" and module.diverged:
-        status, error = "diverged", module.diverged
-    final = getattr(module, "final_metrics", {}) if status == "ok" else {}
-    n_values = int(np.prod(window.values.shape))
-    metrics: dict[str, Any] = {
-        "status": status,
-        "error": error,
-        **final,
-        "total_params": module.total_params,
-        "compression_ratio": n_values / module.total_params,
-        "training_time": evaluator.training_time,
-        "wall_time": time.perf_counter() - wall0,
-        "steps_done": module.step,
-        "total_steps": t.total_steps,
-        "budget_cut": bool(timer is not None and status == "ok" and module.step < t.total_steps),
-        "steps_per_second": module.step / evaluator.training_time
-        if evaluator.training_time > 0
-        else None,
-        "field": cfg.data.field,
-        "inr_type": cfg.model.inr_type,
-        "n_frames": window.n_frames,
-        "n_points": window.n_points,
-        "window_start": window.start,
-        "device": device,
-        "expected_memory_gb": estimate_memory(
-            cfg, window.n_frames, window.n_points, len(window.components)
+        evaluator = MetricsEvaluator(t.eval_every, report=report)
+        info = {
+            "field": cfg.data.field,
+            "variant": cfg.model.inr_type,
+            "model": f"{cfg.model.hidden_dim}×{cfg.model.n_layers}, ω {cfg.model.omega:g}",
+            "lr": f"{t.lr:.3g}",
+            "components": window.components,
+        }
+        callbacks: list[Any] = [
+            DivergenceGuard(),
+            evaluator,
+            FieldPanel(out / "field.png", info),
+            FinalCheckpoint(out / "checkpoint.ckpt"),
+        ]
+        if progress:
+            callbacks.insert(
+                0, StepProgress(t.total_steps, desc=f"{cfg.data.field} {cfg.model.inr_type}")
+            )
+        timer = None
+        if t.max_minutes:
+            timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
+            callbacks.append(timer)
+        trainer = L.Trainer(
+            accelerator="gpu" if device == "cuda" else "cpu",
+            devices=1,
+            max_epochs=1,
+            logger=logger,
+            callbacks=callbacks,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+            log_every_n_steps=1,  # our own logging runs every training.log_every optimizer steps
         )
-        / 2**30,
-        "dataset": str(data_path),
-        "content_hash": content_hash,
-        "version": version_stamp(),
-        "history": evaluator.history,
-    }
-    write_json(out / "metrics.json", metrics)
-    keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM", "training_time")
-    hp_metrics = {
-        f"hp/{k}": float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))
-    }
-    hp_metrics["hp/ok"] = 1.0 if status == "ok" else 0.0
-    logger.log_hyperparams(
-        {**hparams_of(cfg), "status": status, **(extra_hparams or {})}, hp_metrics
-    )
-    logger.finalize("success" if status == "ok" else "failed")
-    return metrics
+        n_calls = math.ceil(t.total_steps / t.steps_per_call)
+        loader = torch.utils.data.DataLoader(range(n_calls), batch_size=None)
+        status, error = "ok", None
+        try:
+            trainer.fit(module, loader)
+        except torch.OutOfMemoryError as err:
+            status, error = "failed", f"out of memory: {str(err).splitlines()[0]}"
+        except Exception as err:
+            status, error = (
+                "failed",
+                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+            )
+        if status == "ok" and module.diverged:
+            status, error = "diverged", module.diverged
+        final = getattr(module, "final_metrics", {}) if status == "ok" else {}
+        n_values = int(np.prod(window.values.shape))
+        metrics: dict[str, Any] = {
+            "status": status,
+            "error": error,
+            **final,
+            "total_params": module.total_params,
+            "compression_ratio": n_values / module.total_params,
+            "training_time": evaluator.training_time,
+            "wall_time": time.perf_counter() - wall0,
+            "steps_done": module.step,
+            "total_steps": t.total_steps,
+            "budget_cut": bool(
+                timer is not None and status == "ok" and module.step < t.total_steps
+            ),
+            "steps_per_second": module.step / evaluator.training_time
+            if evaluator.training_time > 0
+            else None,
+            "field": cfg.data.field,
+            "inr_type": cfg.model.inr_type,
+            "n_frames": window.n_frames,
+            "n_points": window.n_points,
+            "window_start": window.start,
+            "device": device,
+            "expected_memory_gb": estimate_memory(
+                cfg, window.n_frames, window.n_points, len(window.components)
+            )
+            / 2**30,
+            "dataset": str(data_path),
+            "content_hash": content_hash,
+            "version": version_stamp(),
+            "history": evaluator.history,
+        }
+        write_json(out / "metrics.json", metrics)
+        keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM", "training_time")
+        hp_metrics = {
+            f"hp/{k}": float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))
+        }
+        hp_metrics["hp/ok"] = 1.0 if status == "ok" else 0.0
+        logger.log_hyperparams(
+            {**hparams_of(cfg), "status": status, **(extra_hparams or {})}, hp_metrics
+        )
+        logger.finalize("success" if status == "ok" else "failed")
+        return metrics
+    finally:  # the caller's thread count, when called in a notebook or a test
+        torch.set_num_threads(threads_before)
