@@ -103,6 +103,23 @@ class SearchState:
     root_config: Config  # the block's starting config
     rules: list[str] = field(default_factory=list)  # the run's own added rules
 
+    def triggers(
+        self, tree: Tree | None = None, taken: set[str] | None = None
+    ) -> list[strategies.Trigger]:
+        """The strategies whose conditions hold on ``tree`` (default: this state's tree)."""
+        return strategies.detect(
+            self.tree if tree is None else tree,
+            self.block,
+            self.space,
+            n_iter_block=self.n_iter_block,
+            classes=self.classes,
+            ucb_c=self.ucb_c,
+            reward=self.reward,
+            pinned=self.pinned,
+            field=self.field,
+            taken=taken,
+        )
+
 
 def taken_configs(tree: Tree) -> dict[str, int]:
     """``config_key`` → first node id having that config, over the whole run."""

@@ -366,17 +366,7 @@ def render_batch(state: SearchState, n_slots: int, image_nodes: list[int] | None
             "(empty: block start. Propose the baseline first (strategy baseline, parent null, "
             "param null, value null), then mutations of the root config with parent null.)"
         )
-    triggers = strategies.detect(
-        tree,
-        state.block,
-        state.space,
-        n_iter_block=state.n_iter_block,
-        classes=state.classes,
-        ucb_c=state.ucb_c,
-        reward=state.reward,
-        pinned=state.pinned,
-        field=state.field,
-    )
+    triggers = state.triggers()
     trig_lines = [
         f"{t.strategy}: {t.reason}" + (f" (parent {t.parent})" if t.parent is not None else "")
         for t in triggers

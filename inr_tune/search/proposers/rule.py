@@ -179,18 +179,7 @@ class RuleProposer(Proposer):
         if not any(n.finished for n in scratch.block_nodes(state.block)):
             self._opening(state, scratch, taken, rng, n_slots, batch)
             return batch
-        triggers = strategies.detect(
-            scratch,
-            state.block,
-            state.space,
-            n_iter_block=state.n_iter_block,
-            classes=state.classes,
-            ucb_c=state.ucb_c,
-            reward=state.reward,
-            pinned=state.pinned,
-            field=state.field,
-            taken=set(taken),
-        )
+        triggers = state.triggers(scratch, taken=set(taken))
         limit = self.max_special if self.max_special is not None else max(1, n_slots // 2)
         avoid = tuple(strategies.overused_params(scratch, state.block))
         for trig in triggers:
