@@ -10,12 +10,13 @@ all trials, the block's wall time and its best R².
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from inr_tune.reports.journal import read_events
 
 
 def run_block(out: Path, iterations: int, steps: int, early: str) -> dict[str, float]:
@@ -43,7 +44,7 @@ def run_block(out: Path, iterations: int, steps: int, early: str) -> dict[str, f
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
-    events = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    events = read_events(out / "journal.jsonl")
     done = [e for e in events if e["event"] == "node_completed"]
     steps_done = sum(e["metrics"].get("steps_done") or 0 for e in done)
     train_s = sum(e["metrics"].get("training_time") or 0 for e in done)

@@ -98,11 +98,9 @@ def drive(n_nodes: int, parallel: int) -> None:
 
 
 def idle_gaps(run: Path) -> None:
-    events = [
-        json.loads(line)
-        for line in (run / "journal.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
+    from inr_tune.reports.journal import read_events
+
+    events = read_events(run / "journal.jsonl")
     last_done = None
     batch = 0
     for e in events:

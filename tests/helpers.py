@@ -1,12 +1,18 @@
-"""Small synthetic datasets for tests (written through the real store)."""
+"""Small synthetic datasets for tests (written through the real store), and small blocks."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from inr_tune.data.store import DatasetWriter, FrameArray
+from inr_tune.reports.journal import read_events
 
 MPM_COMPONENTS = {
     "F": ["F00", "F01", "F10", "F11"],
@@ -53,3 +59,33 @@ def write_synthetic_mpm(path: Path, n_frames: int = 40, n_points: int = 30, seed
         for s in range(0, n_frames, 16):
             w.write(s, {k: v[s : s + 16] for k, v in arrays.items()})
     return path
+
+
+def block_args(
+    *flags: str, sets: Iterable[str] = (), iterations: int = 4, parallel: int = 4
+) -> list[str]:
+    """Arguments of ``python -m inr_tune.block`` for a small F@24 block, then ``flags``."""
+    return [
+        *("--frames", "24", "--field", "F"),
+        *("--iterations", str(iterations), "--parallel", str(parallel)),
+        *flags,
+        *[a for s in sets for a in ("--set", s)],
+    ]
+
+
+def run_block(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m inr_tune.block ARGS`` as a user runs it (``env`` added to ours)."""
+    return subprocess.run(
+        [sys.executable, "-m", "inr_tune.block", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def completed(run: Path) -> list[dict[str, Any]]:
+    """The ``node_completed`` events of the run directory ``run``."""
+    return [e for e in read_events(run / "journal.jsonl") if e["event"] == "node_completed"]

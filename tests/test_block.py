@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from inr_tune.config import load_config
-from inr_tune.reports.journal import Journal
+from inr_tune.reports.journal import Journal, read_events
 from inr_tune.search.experiment import BlockSpec, load_experiment
 from inr_tune.search.proposers import RuleProposer
 from inr_tune.search.searcher import UCBTreeSearcher
 from inr_tune.search.session import FINISHED, BlockSession, RunContext, replay_tree
 from inr_tune.search.tree import Tree
-from tests.helpers import write_synthetic_mpm
+from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
 
 TINY = [
     "training.total_steps=48",
@@ -95,36 +95,24 @@ def test_searcher_contract_without_a_cluster(tmp_path: Path) -> None:
     assert [n.to_dict() for n in again.nodes] == [n.to_dict() for n in session.tree.nodes]
 
 
-def _block(
-    *args: str, env: dict | None = None, timeout: int = 600
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "inr_tune.block", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
 def _sets(dataset: Path) -> list[str]:
     return [a for s in [*TINY, f"data.path={dataset}"] for a in ("--set", s)]
 
 
 def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
-    r = _block("--experiment", "nope", "--out", str(tmp_path / "r"))
+    r = run_block("--experiment", "nope", "--out", str(tmp_path / "r"))
     assert (
         r.returncode == 2
         and "experiment 'nope' not found" in r.stderr
         and "Traceback" not in r.stderr
     )
-    r = _block("--frames", "400", "--field", "F", *_sets(dataset), "--out", str(tmp_path / "r"))
+    r = run_block("--frames", "400", "--field", "F", *_sets(dataset), "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "needs 400 frames" in r.stderr
-    r = _block("--resume", "--out", str(tmp_path / "none"))
+    r = run_block("--resume", "--out", str(tmp_path / "none"))
     assert r.returncode == 2 and "nothing to resume" in r.stderr
-    r = _block("--set", "training.lrr=1", "--out", str(tmp_path / "r"))
+    r = run_block("--set", "training.lrr=1", "--out", str(tmp_path / "r"))
     assert r.returncode == 2 and "unknown key 'lrr'" in r.stderr
-    r = _block(
+    r = run_block(
         "--frames",
         "24",
         *_sets(dataset),
@@ -134,7 +122,7 @@ def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
         str(tmp_path / "r"),
     )
     assert r.returncode == 2 and "--storage nosuch://bucket/runs: Protocol not known" in r.stderr
-    r = _block(
+    r = run_block(
         "--frames", "24", *_sets(dataset), "--address", "127.0.0.1:1", "--out", str(tmp_path / "r")
     )
     assert r.returncode == 2 and "cannot join the Ray cluster at 127.0.0.1:1: " in r.stderr
@@ -142,7 +130,7 @@ def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
 
 
 def _tree_signature(run: Path) -> list[tuple]:
-    tree = replay_tree(Journal(run / "journal.jsonl").events)
+    tree = replay_tree(read_events(run / "journal.jsonl"))
     return [
         (
             n.id,
@@ -158,21 +146,9 @@ def _tree_signature(run: Path) -> list[tuple]:
 
 @pytest.mark.slow
 def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path) -> None:
-    common = [
-        "--frames",
-        "24",
-        "--field",
-        "F",
-        "--iterations",
-        "6",
-        "--parallel",
-        "2",
-        "--seed",
-        "3",
-        *_sets(dataset),
-    ]
+    common = block_args("--seed", "3", *_sets(dataset), iterations=6, parallel=2)
     full = tmp_path / "full"
-    r = _block(*common, "--out", str(full))
+    r = run_block(*common, "--out", str(full))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "best: node" in r.stdout and "tensorboard --logdir" in r.stdout
     for name in (
@@ -214,20 +190,12 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = {
-        json.loads(line)["node_id"]
-        for line in (killed / "journal.jsonl").read_text().splitlines()
-        if '"node_completed"' in line
-    }
+    done_before = {e["node_id"] for e in completed(killed)}
     assert 3 <= len(done_before) < 6
-    r = _block("--resume", "--out", str(killed))
+    r = run_block("--resume", "--out", str(killed))
     assert r.returncode == 0, r.stderr[-2000:]
     assert "resuming" in r.stdout
-    completions = [
-        json.loads(line)["node_id"]
-        for line in (killed / "journal.jsonl").read_text().splitlines()
-        if '"node_completed"' in line
-    ]
+    completions = [e["node_id"] for e in completed(killed)]
     assert sorted(completions) == sorted(set(completions)), "a finished trial was run twice"
     assert _tree_signature(killed) == _tree_signature(full)
 
@@ -260,30 +228,22 @@ def test_block_with_claude_survives_bad_answers_and_keeps_the_key_secret(
         (tmp_path / "run" / "user_input.md").write_text(
             "Focus on omega.\nset training.optimizer=adam\n"
         )
-        r = _block(
-            "--frames",
-            "24",
-            "--field",
-            "F",
-            "--iterations",
-            "4",
-            "--parallel",
-            "2",
-            "--proposer",
-            "llm",
-            *_sets(dataset),
-            "--set",
-            "search.llm_max_retries=0",
-            "--set",
-            "search.llm_timeout_s=10",
-            "--out",
-            str(tmp_path / "run"),
+        r = run_block(
+            *block_args(
+                "--proposer",
+                "llm",
+                *_sets(dataset),
+                "--out",
+                str(tmp_path / "run"),
+                sets=["search.llm_max_retries=0", "search.llm_timeout_s=10"],
+                parallel=2,
+            ),
             env={"ANTHROPIC_API_KEY": secret, "ANTHROPIC_BASE_URL": server.url},
         )
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(server.requests) >= 2
     run = tmp_path / "run"
-    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    journal = read_events(run / "journal.jsonl")
     assert sum(e["event"] == "node_completed" for e in journal) == 4
     calls = [e for e in journal if e["event"] == "llm_call"]
     assert calls and {"malformed", "api_error"} & {c["outcome"] for c in calls}
@@ -350,28 +310,11 @@ def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
 
 
 @pytest.mark.slow
-def test_asha_early_stopping_block(tmp_path: Path, dataset: Path) -> None:
+def test_asha_early_stoppingrun_block(tmp_path: Path, dataset: Path) -> None:
     sets = [*TINY, "training.total_steps=640", "training.eval_every=40", f"data.path={dataset}"]
-    r = _block(
-        "--frames",
-        "24",
-        "--field",
-        "F",
-        "--iterations",
-        "4",
-        "--parallel",
-        "4",
-        "--early-stop",
-        "asha",
-        *[a for s in sets for a in ("--set", s)],
-        "--out",
-        str(tmp_path / "run"),
-    )
+    r = run_block(*block_args("--early-stop", "asha", "--out", str(tmp_path / "run"), sets=sets))
     assert r.returncode == 0, r.stderr[-2000:]
-    journal = [
-        json.loads(line) for line in (tmp_path / "run" / "journal.jsonl").read_text().splitlines()
-    ]
-    done = [e for e in journal if e["event"] == "node_completed"]
+    done = completed(tmp_path / "run")
     assert len(done) == 4 and all(e["status"] in ("ok", "early_stopped") for e in done)
     for e in done:
         if e["status"] == "early_stopped":

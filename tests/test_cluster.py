@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_synthetic_mpm
+from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
 
 pytestmark = pytest.mark.slow
 
@@ -45,27 +44,7 @@ def _args(
     sets = [*TINY, f"data.path={dataset}", f"training.total_steps={steps}"]
     if minutes:
         sets.append(f"training.max_minutes={minutes}")
-    return [
-        "--frames",
-        "24",
-        "--field",
-        "F",
-        "--iterations",
-        "4",
-        "--parallel",
-        "4",
-        "--address",
-        address,
-        "--out",
-        str(out),
-        *[a for s in sets for a in ("--set", s)],
-    ]
-
-
-def _metrics(out: Path) -> list[dict]:
-    """Metrics of each finished node as the driver recorded them (with the Ray node id)."""
-    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
-    return [e["metrics"] for e in journal if e["event"] == "node_completed"]
+    return block_args("--address", address, "--out", str(out), sets=sets)
 
 
 def test_block_spreads_over_two_nodes(s3, cluster, tmp_path: Path) -> None:
@@ -88,7 +67,7 @@ def test_block_spreads_over_two_nodes(s3, cluster, tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr[-2000:]
     assert "on 4 CPUs" in stdout
-    metrics = _metrics(out)
+    metrics = [e["metrics"] for e in completed(out)]  # with the Ray node ids
     nodes = {m["ray_node_id"] for m in metrics}
     assert len(nodes) == 2, nodes
     for name in ("journal.jsonl", "analysis.md", "memory.md", "ucb_scores.txt", "tree.png"):
@@ -120,8 +99,7 @@ def test_node_lost_mid_trial_is_a_failed_node(cluster, tmp_path: Path) -> None:
     c.remove_node(worker)
     proc.communicate(timeout=600)
     assert proc.returncode == 0, "the block must finish after losing a node"
-    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
-    done = [e for e in journal if e["event"] == "node_completed"]
+    done = completed(out)
     failed = [e for e in done if e["status"] == "failed"]
     assert failed, f"no trial failed after its node was removed: {[e['status'] for e in done]}"
     assert all(e["error"] for e in failed)
@@ -156,11 +134,9 @@ def test_a_driver_with_the_wrong_token_is_refused_in_one_line(tmp_path: Path) ->
         assert address, "the head did not start"
         dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
         out = tmp_path / "run"
-        r = subprocess.run(
-            [sys.executable, "-m", "inr_tune.block", *_args(dataset, out, address, steps=10)],
-            env={**env, "RAY_AUTH_TOKEN": "not-the-cluster-token"},
-            capture_output=True,
-            text=True,
+        r = run_block(
+            *_args(dataset, out, address, steps=10),
+            env={"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "not-the-cluster-token"},
             timeout=300,
         )
     finally:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from inr_tune.errors import InrTuneError
 from inr_tune.search.storage import open_bytes, resolve_storage
-from tests.helpers import write_synthetic_mpm
+from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
 
 
 def test_directory_and_url_give_the_same_layout(tmp_path: Path) -> None:
@@ -66,29 +64,11 @@ def test_block_writes_its_results_to_an_object_store(tmp_path: Path, s3: dict[st
         "model.hidden_dim=16",
         "model.n_layers=1",
     ]
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "inr_tune.block",
-            "--frames",
-            "24",
-            "--field",
-            "F",
-            "--iterations",
-            "2",
-            "--parallel",
-            "2",
-            "--out",
-            str(out),
-            "--storage",
-            "s3://results/inr",
-            *[a for s in sets for a in ("--set", s)],
-        ],
+    r = run_block(
+        *block_args(
+            "--out", str(out), "--storage", "s3://results/inr", sets=sets, iterations=2, parallel=2
+        ),
         env=s3,
-        capture_output=True,
-        text=True,
-        timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "trials in s3://results/inr/run/trials" in r.stdout
@@ -103,8 +83,7 @@ def test_block_writes_its_results_to_an_object_store(tmp_path: Path, s3: dict[st
     for name in ("journal.jsonl", "analysis.md", "memory.md", "ucb_scores.txt", "tree.png"):
         assert base + name in objects, name
     assert objects[base + "journal.jsonl"] == (out / "journal.jsonl").read_bytes()
-    journal = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
-    done = [e for e in journal if e["event"] == "node_completed"]
+    done = completed(out)
     assert [e["status"] for e in done] == ["ok", "ok"]
     for e in done:
         trial = f"{base}trials/iter_{e['node_id']:03d}/"

@@ -12,13 +12,12 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from inr_tune.errors import InrTuneError
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "read_events"]
 
 
 def _clean(value: Any) -> Any:
@@ -34,6 +33,28 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The events of the journal at ``path`` (none if it is missing), read only."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                raise InrTuneError(
+                    f"{path} line {n} is not valid JSON; the journal is corrupt"
+                ) from None
+            if not isinstance(event, dict) or "event" not in event:
+                raise InrTuneError(f"{path} line {n} is not a journal event")
+            events.append(event)
+    return events
+
+
 class Journal:
     """Append-only event log at ``path`` (created if missing)."""
 
@@ -41,7 +62,7 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
-        self._events = list(self._read())
+        self._events = read_events(self.path)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for appends)
         self._lock = threading.Lock()  # a proposer thread may log while the driver does
 
@@ -53,23 +74,6 @@ class Journal:
         if data and not data.endswith(b"\n"):
             with open(self.path, "r+b") as fh:
                 fh.truncate(data.rfind(b"\n") + 1)
-
-    def _read(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        with open(self.path, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    event = json.loads(line)
-                except json.JSONDecodeError:
-                    raise InrTuneError(
-                        f"{self.path} line {n} is not valid JSON; the journal is corrupt"
-                    ) from None
-                if not isinstance(event, dict) or "event" not in event:
-                    raise InrTuneError(f"{self.path} line {n} is not a journal event")
-                yield event
 
     @property
     def events(self) -> list[dict[str, Any]]:
