@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -338,6 +339,21 @@ def _join_error(address: str, err: BaseException) -> str:
     return f"cannot join the Ray cluster at {address}: {first}"
 
 
+def trial_resources(cpus: int, gpus: int, parallel: int) -> dict[str, float]:
+    """What one trial asks Ray for so that ``parallel`` trials run at once: an equal CPU
+    share and, on a cluster with GPUs, ``1/k`` of a GPU where ``k = ceil(parallel/gpus)``
+    trials share one (4 trials on one GPU get 0.25 each), one GPU when there are enough,
+    and no GPU key at all on a cluster without GPUs.
+
+    Ray packs fractional GPUs per device: a 0.75-GPU trial never spans two GPUs, so
+    ``gpus/parallel`` (0.75 for 4 trials on 3 GPUs) would run only 3 at a time.
+    """
+    resources: dict[str, float] = {"cpu": cpus / parallel}
+    if gpus:
+        resources["gpu"] = 1.0 / math.ceil(parallel / gpus)
+    return resources
+
+
 def run_block_on_ray(
     session: Any,
     ctx: Any,
@@ -359,10 +375,7 @@ def run_block_on_ray(
     from inr_tune.search.trainable import train_node
 
     threads = max(1, cpus // parallel)
-    resources: dict[str, float] = {"cpu": cpus / parallel}
-    if gpus:
-        resources["gpu"] = gpus / parallel if gpus < parallel else 1.0
-
+    resources = trial_resources(cpus, gpus, parallel)
     remote = storage.url is not None
 
     def trial_config(node: Any) -> dict[str, Any]:
@@ -442,7 +455,7 @@ def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None = No
         total_bytes = torch.cuda.get_device_properties(0).total_memory
     from inr_tune.training.fit import estimate_memory
 
-    per_gpu = -(-parallel // gpus)
+    per_gpu = math.ceil(parallel / gpus)  # trials sharing one GPU, as trial_resources
 
     def check(cfg: Config) -> str | None:
         n_comp = len(ds.components[cfg.data.field])
@@ -538,10 +551,12 @@ def main(argv: list[str] | None = None) -> int:
     title = f"{run_dir.name} ({exp.name})"
     reports = Reports(run_dir, title)
     live = LiveTable(exp.classes)
+    share = trial_resources(cpus, gpus, opts["parallel"])
+    each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
     print(
         f"{'resuming' if resumed else 'run'} {run_dir}: {exp.name}, {len(blocks)} block(s) × "
         f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
-        f"{f' and {gpus} GPU(s)' if gpus else ''}; proposer {proposer_name}; data {dataset}"
+        f"{f' and {gpus} GPU(s)' if gpus else ''} ({each} each); proposer {proposer_name}; data {dataset}"
     )
     ucb_c = opts["ucb_c"]
     carried: Config | None = None

@@ -293,6 +293,27 @@ def _check_tensorboard(run: Path) -> None:
     assert {"hp/final_r2", "hp/kinograph_R2", "hp/kinograph_SSIM", "hp/training_time"} <= scalars
 
 
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "parallel", "gpu_share"),
+    [
+        (4, 0, 4, None),
+        (4, 1, 4, 0.25),
+        (4, 2, 4, 0.5),
+        (4, 3, 4, 0.5),
+        (8, 4, 4, 1.0),
+        (8, 8, 4, 1.0),
+    ],
+)
+def test_trial_resources(cpus: int, gpus: int, parallel: int, gpu_share: float | None) -> None:
+    from inr_tune.block import trial_resources
+
+    res = trial_resources(cpus, gpus, parallel)
+    assert res["cpu"] == cpus / parallel
+    assert res.get("gpu") == gpu_share
+    if gpus:  # Ray packs fractions per GPU: `parallel` trials must fit whole on the GPUs
+        assert gpus * int(1 / res["gpu"] + 1e-9) >= parallel
+
+
 def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
     from inr_tune.block import memory_check
     from inr_tune.data.store import open_dataset
@@ -310,7 +331,7 @@ def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
 
 
 @pytest.mark.slow
-def test_asha_early_stoppingrun_block(tmp_path: Path, dataset: Path) -> None:
+def test_asha_early_stopping_block(tmp_path: Path, dataset: Path) -> None:
     sets = [*TINY, "training.total_steps=640", "training.eval_every=40", f"data.path={dataset}"]
     r = run_block(*block_args("--early-stop", "asha", "--out", str(tmp_path / "run"), sets=sets))
     assert r.returncode == 0, r.stderr[-2000:]

@@ -106,6 +106,41 @@ def test_node_lost_mid_trial_is_a_failed_node(cluster, tmp_path: Path) -> None:
     assert not any(e["status"] == "ok" and not e["metrics"].get("final_r2") for e in done)
 
 
+@pytest.fixture
+def one_gpu_node():
+    """A node declaring one GPU to Ray. Ray schedules fractional GPUs on it exactly as on
+    a real one (it hands each trial CUDA_VISIBLE_DEVICES=0); the trials train on the CPU,
+    since torch finds no CUDA device here."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 4, "num_gpus": 1})
+    c.wait_for_nodes()
+    yield c
+    c.shutdown()
+
+
+def test_four_trials_share_one_gpu(one_gpu_node, tmp_path: Path) -> None:
+    """4 concurrent trials on a 1-GPU cluster: each holds a quarter of the GPU and a CPU,
+    and all four run at the same time (with a whole GPU each they would run one by one)."""
+    dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
+    out = tmp_path / "run"
+    r = run_block(
+        *_args(dataset, out, one_gpu_node.address, steps=3000),
+        "--set",
+        "training.max_minutes=null",
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "4 at a time on 4 CPUs and 1 GPU(s)" in r.stdout
+    done = completed(out)
+    assert len(done) == 4 and all(e["status"] == "ok" for e in done), done
+    for e in done:
+        assert e["metrics"]["ray_resources"] == {"CPU": 1.0, "GPU": 0.25}
+    # trial i trained from (completion time − its wall time) to its completion time
+    spans = [(e["time"] - e["metrics"]["wall_time"], e["time"]) for e in done]
+    assert max(s for s, _ in spans) < min(t for _, t in spans), spans
+
+
 HEAD_WITH_TOKEN = """
 import sys
 from ray.cluster_utils import Cluster

@@ -11,13 +11,16 @@ from typing import Any
 __all__ = ["ensure_dataset", "train_node"]
 
 
-def _node_id() -> str | None:
+def _placement() -> tuple[str | None, dict[str, float] | None]:
+    """This worker's Ray node id and the resources Ray gave the trial (``{"CPU": 1.0,
+    "GPU": 0.25}`` for one of four trials packed on a GPU); ``(None, None)`` outside Ray."""
     try:
         import ray
 
-        return ray.get_runtime_context().get_node_id()
+        ctx = ray.get_runtime_context()
+        return ctx.get_node_id(), dict(ctx.get_assigned_resources())
     except Exception:  # outside Ray
-        return None
+        return None, None
 
 
 def ensure_dataset(path: str | None, content_hash: str | None, kind: str) -> str:
@@ -91,7 +94,7 @@ def train_node(config: dict[str, Any]) -> None:
         }
     metrics.pop("history", None)
     metrics["field_png"] = f"{result_dir}/field.png"
-    metrics["ray_node_id"] = _node_id()
+    metrics["ray_node_id"], metrics["ray_resources"] = _placement()
     final = {
         "final_r2": metrics.get("final_r2"),
         "step": metrics.get("steps_done"),
