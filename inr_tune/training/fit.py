@@ -169,6 +169,9 @@ def run_trial(
     threads_before = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
+    if device == "cuda":  # peak_memory_gb: what this trial held, beside expected_memory_gb
+        torch.cuda.empty_cache()  # an earlier trial's cached blocks in this process
+        torch.cuda.reset_peak_memory_stats()
     try:
         L.seed_everything(cfg.training.seed, workers=False, verbose=False)
         module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
@@ -253,6 +256,10 @@ def run_trial(
                 cfg, window.n_frames, window.n_points, len(window.components)
             )
             / 2**30,
+            # the caching allocator's peak (the CUDA context, ~0.5 GiB, comes on top)
+            "peak_memory_gb": torch.cuda.max_memory_reserved() / 2**30
+            if device == "cuda"
+            else None,
             "dataset": str(data_path),
             "content_hash": content_hash,
             "version": version_stamp(),
