@@ -224,10 +224,12 @@ def _fmt_mutation(node: Any) -> str:
 
 
 class LiveTable:
-    """One line per trial start and finish on stdout."""
+    """One line per trial start and finish on stdout; on GPUs a start line also states the
+    trial's expected memory (``memory(config) -> bytes``)."""
 
-    def __init__(self, classes: dict[str, float]) -> None:
+    def __init__(self, classes: dict[str, float], memory: Any = None) -> None:
         self.classes = classes
+        self.memory = memory
         self.t0: dict[int, float] = {}
 
     def header(self) -> None:
@@ -238,8 +240,13 @@ class LiveTable:
     def start(self, node: Any) -> None:
         self.t0[node.id] = time.perf_counter()
         parent = node.parent if node.parent is not None else "root"
+        need = ""
+        if self.memory is not None:
+            from inr_tune.config import config_from_dict
+
+            need = f" {'':9} {'':>9}  expects {self.memory(config_from_dict(node.config)) / 2**30:.1f} GiB"
         print(
-            f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16}",
+            f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16}{need}",
             flush=True,
         )
 
@@ -439,6 +446,15 @@ def run_block_on_ray(
     tuner.fit()
 
 
+def expected_memory(ds: Any) -> Any:
+    """``config -> bytes``: a trial's expected peak GPU memory on the dataset ``ds``."""
+    from inr_tune.training.fit import estimate_memory
+
+    return lambda cfg: estimate_memory(
+        cfg, cfg.data.n_frames, ds.n_points, len(ds.components[cfg.data.field])
+    )
+
+
 def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None = None) -> Any:
     """A check refusing configs whose concurrent trials cannot fit on one GPU.
 
@@ -453,13 +469,11 @@ def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None = No
         if not torch.cuda.is_available():
             return lambda cfg: None
         total_bytes = torch.cuda.get_device_properties(0).total_memory
-    from inr_tune.training.fit import estimate_memory
-
     per_gpu = math.ceil(parallel / gpus)  # trials sharing one GPU, as trial_resources
+    memory = expected_memory(ds)
 
     def check(cfg: Config) -> str | None:
-        n_comp = len(ds.components[cfg.data.field])
-        need = estimate_memory(cfg, cfg.data.n_frames, ds.n_points, n_comp)
+        need = memory(cfg)
         if need * per_gpu > total_bytes:
             return (
                 f"{per_gpu} concurrent trials of {need / 2**30:.1f} GiB each do not fit a "
@@ -550,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
     title = f"{run_dir.name} ({exp.name})"
     reports = Reports(run_dir, title)
-    live = LiveTable(exp.classes)
+    live = LiveTable(exp.classes, memory=expected_memory(ds) if gpus else None)
     share = trial_resources(cpus, gpus, opts["parallel"])
     each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
     print(

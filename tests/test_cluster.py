@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,7 +132,9 @@ def test_four_trials_share_one_gpu(one_gpu_node, tmp_path: Path) -> None:
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "4 at a time on 4 CPUs and 1 GPU(s)" in r.stdout
+    assert "4 at a time on 4 CPUs and 1 GPU(s) (1 CPU + 0.25 GPU each)" in r.stdout
+    starts = [line for line in r.stdout.splitlines() if line.startswith("start")]
+    assert len(starts) == 4 and all(re.search(r"expects \d+\.\d GiB$", s) for s in starts)
     done = completed(out)
     assert len(done) == 4 and all(e["status"] == "ok" for e in done), done
     for e in done:
