@@ -455,20 +455,50 @@ def expected_memory(ds: Any) -> Any:
     )
 
 
-def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None = None) -> Any:
-    """A check refusing configs whose concurrent trials cannot fit on one GPU.
+def _gpu_bytes() -> int | None:
+    """Memory of the GPU Ray gave this task (None where torch sees no CUDA device)."""
+    import torch
 
-    ``total_bytes`` is one GPU's memory (default: the driver's first GPU; with no GPU on
-    the driver the size is unknown and nothing is refused).
+    if not torch.cuda.is_available():
+        return None
+    return int(torch.cuda.get_device_properties(0).total_memory)
+
+
+def cluster_gpu_memory(timeout_s: float = 60.0, probe: Any = _gpu_bytes) -> int | None:
+    """The smallest GPU memory over the cluster's GPU nodes, in bytes, read on the nodes
+    themselves: the driver often has no GPU (a cluster's head). A tiny GPU share is
+    enough, so the probe runs beside other work; nodes that do not answer within
+    ``timeout_s`` (GPUs taken whole by another job) are left out; None when no node said.
     """
-    if not gpus:
-        return lambda cfg: None
-    if total_bytes is None:
-        import torch
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        if not torch.cuda.is_available():
-            return lambda cfg: None
-        total_bytes = torch.cuda.get_device_properties(0).total_memory
+    task = ray.remote(num_cpus=0, num_gpus=0.001, max_retries=0)(probe)
+    refs = [
+        task.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+        ).remote()
+        for n in ray.nodes()
+        if n.get("Alive") and n.get("Resources", {}).get("GPU", 0) > 0
+    ]
+    if not refs:
+        return None
+    ready, pending = ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
+    for ref in pending:
+        ray.cancel(ref, force=True)
+    sizes = []
+    for ref in ready:
+        with contextlib.suppress(Exception):  # a node whose probe failed says nothing
+            sizes.append(ray.get(ref))
+    sizes = [b for b in sizes if b]
+    return min(sizes) if sizes else None
+
+
+def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None) -> Any:
+    """A check refusing configs whose concurrent trials cannot fit on one GPU of
+    ``total_bytes`` (None: the size is unknown and nothing is refused)."""
+    if not gpus or not total_bytes:
+        return lambda cfg: None
     per_gpu = math.ceil(parallel / gpus)  # trials sharing one GPU, as trial_resources
     memory = expected_memory(ds)
 
@@ -556,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data)
     )
     ctx.proposer, ctx.fallback = proposer, fallback
-    ctx.check_config = memory_check(gpus, opts["parallel"], ds)
+    gpu_bytes = cluster_gpu_memory() if gpus else None
+    ctx.check_config = memory_check(gpus, opts["parallel"], ds, gpu_bytes)
     for e in journal.of("user_input"):
         ctx.pinned.update(e.get("pins") or {})
         ctx._user_hash = e.get("digest", "")
@@ -572,6 +603,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
         f"{f' and {gpus} GPU(s)' if gpus else ''} ({each} each); proposer {proposer_name}; data {dataset}"
     )
+    if gpus:
+        print(
+            f"GPU memory {gpu_bytes / 2**30:.0f} GiB (smallest GPU): configs whose concurrent "
+            "trials do not fit are refused"
+            if gpu_bytes
+            else "GPU memory could not be read on the GPU nodes: no fit check before trials"
+        )
     ucb_c = opts["ucb_c"]
     carried: Config | None = None
     for index, spec in enumerate(blocks, start=1):

@@ -327,7 +327,28 @@ def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
     assert check(small) is None
     msg = check(huge)
     assert msg and "4 concurrent trials of" in msg and "do not fit a 16 GiB GPU" in msg
-    assert memory_check(0, 4, ds)(huge) is None  # CPU runs: nothing to refuse
+    assert memory_check(0, 4, ds, None)(huge) is None  # CPU runs: nothing to refuse
+    assert memory_check(1, 4, ds, None)(huge) is None  # GPU memory unknown: nothing refused
+
+
+def _sixteen_gib() -> int:
+    return 16 * 2**30
+
+
+@pytest.mark.slow
+def test_gpu_memory_is_read_on_the_gpu_nodes() -> None:
+    """The probe runs on each GPU node with a tiny GPU share (real Ray, one node declaring
+    a GPU); here torch sees no CUDA device, so the real probe learns nothing."""
+    import ray
+
+    from inr_tune.block import cluster_gpu_memory
+
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        assert cluster_gpu_memory(probe=_sixteen_gib) == 16 * 2**30
+        assert cluster_gpu_memory(timeout_s=120) is None
+    finally:
+        ray.shutdown()
 
 
 @pytest.mark.slow
