@@ -100,7 +100,8 @@ EOF
 
 echo "== a driver on the worker host with the wrong token"
 set +e
-msg=$(ip netns exec $WORKER_NS env RAY_AUTH_TOKEN=not-the-cluster-token INR_TUNE_DATA="$OUT/head-data" \
+wrong_token=$(python -c "import secrets; print(secrets.token_hex(32))")
+msg=$(ip netns exec $WORKER_NS env RAY_AUTH_TOKEN="$wrong_token" INR_TUNE_DATA="$OUT/head-data" \
   python -m inr_tune.block --address $HEAD_IP:6379 --frames 400 --out "$OUT/refused" 2>&1 >/dev/null)
 rc=$?
 set -e
