@@ -5,6 +5,8 @@
 #                                                     # (zarr and its codecs, for Python 3.12) into .whl/
 #   bash benchmarks/device_checks.sh                  # there (device run, carry [".whl"], timeout 600 s)
 #   DEVICE=cpu bash benchmarks/device_checks.sh --quick   # a rehearsal of the same flow on a CPU
+#   bash benchmarks/device_checks.sh --mps            # there, a second call if time is left:
+#                                                     # the packing benchmark alone under CUDA MPS
 #
 # What it runs, each step under its own time limit so that the whole ends inside one call:
 #   1. benchmarks/gpu_packing.py      aggregate steps/s of 1, 2, 4 concurrent trials; last line
@@ -35,8 +37,9 @@ if [ "${1:-}" = "--fetch-wheels" ]; then
   exit 0
 fi
 
-QUICK=""
+QUICK="" MPS=""
 [ "${1:-}" = "--quick" ] && QUICK="--quick"
+[ "${1:-}" = "--mps" ] && MPS=1
 DEVICE="${DEVICE:-cuda}"
 OUT="${OUT:-$(mktemp -d)}"
 mkdir -p "$OUT"
@@ -74,6 +77,20 @@ step() {  # step NAME SECONDS COMMAND...
   local rc=${PIPESTATUS[0]}
   summary+=("$(printf '%-18s rc=%-4s %5ss' "$name" "$rc" "$((SECONDS - t0))")")
 }
+
+if [ -n "$MPS" ]; then
+  # Processes on one GPU are time-sliced; the MPS server lets their kernels run side by side.
+  command -v nvidia-cuda-mps-control >/dev/null || { echo "error: no nvidia-cuda-mps-control here" >&2; exit 2; }
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  nvidia-cuda-mps-control -d || { echo "error: the MPS server did not start" >&2; exit 2; }
+  summary=()
+  step gpu_packing_mps 300 "$PY" benchmarks/gpu_packing.py --device cuda
+  echo quit | nvidia-cuda-mps-control
+  cp "$CUDA_MPS_LOG_DIRECTORY/control.log" "$OUT/mps_control.log" 2>/dev/null || true
+  printf '%s\n' "== summary (logs in $OUT)" "${summary[@]}" | tee "$OUT/summary.log"
+  exit 0
+fi
 
 # Limits add up to 520 s, plus ~30 s for the dataset: inside one 600-s call.
 speed_steps=10
