@@ -26,7 +26,7 @@ in_head() { ip netns exec $HEAD_NS "$@"; }
 cleanup() {
   ip netns exec $WORKER_NS ray stop --force >/dev/null 2>&1 || true
   ip netns exec $HEAD_NS ray stop --force >/dev/null 2>&1 || true
-  [ -n "${S3_PID:-}" ] && kill "$S3_PID" 2>/dev/null || true
+  [ -n "${S3_PID:-}" ] && { kill "$S3_PID"; wait "$S3_PID"; } 2>/dev/null || true
   ip netns del $HEAD_NS 2>/dev/null || true
   ip netns del $WORKER_NS 2>/dev/null || true
 }
@@ -47,7 +47,7 @@ in_head ip link set inr-veth0 up
 ip netns exec $WORKER_NS ip link set inr-veth1 up
 
 echo "== S3 store on the head ($AWS_ENDPOINT_URL)"
-in_head moto_server -H $HEAD_IP -p 5000 >"$OUT/s3.log" 2>&1 &
+ip netns exec $HEAD_NS moto_server -H $HEAD_IP -p 5000 >"$OUT/s3.log" 2>&1 &  # not via in_head: $! must be the server
 S3_PID=$!
 for _ in $(seq 50); do in_head python -c "import boto3; boto3.client('s3').list_buckets()" 2>/dev/null && break; sleep 0.2; done
 in_head python -c "import boto3; boto3.client('s3').create_bucket(Bucket='results')"
