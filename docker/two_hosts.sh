@@ -22,10 +22,11 @@ export AWS_ENDPOINT_URL=http://$HEAD_IP:5000
 export RAY_USAGE_STATS_ENABLED=0
 rm -rf "$OUT" && mkdir -p "$OUT/head-data" "$OUT/worker-data"
 in_head() { ip netns exec $HEAD_NS "$@"; }
+in_worker() { ip netns exec $WORKER_NS "$@"; }
 
 cleanup() {
-  ip netns exec $WORKER_NS ray stop --force >/dev/null 2>&1 || true
-  ip netns exec $HEAD_NS ray stop --force >/dev/null 2>&1 || true
+  in_worker ray stop --force >/dev/null 2>&1 || true
+  in_head ray stop --force >/dev/null 2>&1 || true
   [ -n "${S3_PID:-}" ] && { kill "$S3_PID"; wait "$S3_PID"; } 2>/dev/null || true
   ip netns del $HEAD_NS 2>/dev/null || true
   ip netns del $WORKER_NS 2>/dev/null || true
@@ -39,19 +40,19 @@ ip link add inr-veth0 type veth peer name inr-veth1
 ip link set inr-veth0 netns $HEAD_NS
 ip link set inr-veth1 netns $WORKER_NS
 in_head ip addr add $HEAD_IP/24 dev inr-veth0
-ip netns exec $WORKER_NS ip addr add $WORKER_IP/24 dev inr-veth1
+in_worker ip addr add $WORKER_IP/24 dev inr-veth1
 for ns in $HEAD_NS $WORKER_NS; do
   ip netns exec $ns ip link set lo up
 done
 in_head ip link set inr-veth0 up
-ip netns exec $WORKER_NS ip link set inr-veth1 up
+in_worker ip link set inr-veth1 up
 
 echo "== S3 store on the head ($AWS_ENDPOINT_URL)"
 ip netns exec $HEAD_NS moto_server -H $HEAD_IP -p 5000 >"$OUT/s3.log" 2>&1 &  # not via in_head: $! must be the server
 S3_PID=$!
 for _ in $(seq 50); do in_head python -c "import boto3; boto3.client('s3').list_buckets()" 2>/dev/null && break; sleep 0.2; done
 in_head python -c "import boto3; boto3.client('s3').create_bucket(Bucket='results')"
-ip netns exec $WORKER_NS python -c "import boto3; assert boto3.client('s3').list_buckets()['Buckets']" \
+in_worker python -c "import boto3; assert boto3.client('s3').list_buckets()['Buckets']" \
   || { echo "error: the worker namespace cannot reach $AWS_ENDPOINT_URL" >&2; exit 1; }
 
 echo "== Ray head on $HEAD_IP, worker on $WORKER_IP (token auth)"
@@ -59,7 +60,7 @@ INR_TUNE_DATA="$OUT/head-data" in_head ray start --head --node-ip-address $HEAD_
   --num-cpus 2 --include-dashboard false --disable-usage-stats >"$OUT/head.log" 2>&1
 # The worker's dataset cache is a tmpfs in its own mount namespace: the driver's data path
 # does not exist there, so the trainable must rebuild the default dataset and match its hash.
-ip netns exec $WORKER_NS unshare -m --propagation private sh -c "
+in_worker unshare -m --propagation private sh -c "
   mount -t tmpfs tmpfs '$OUT/head-data' && mount -t tmpfs tmpfs '$OUT/worker-data' &&
   INR_TUNE_DATA='$OUT/worker-data' ray start --address $HEAD_IP:6379 --node-ip-address $WORKER_IP \
     --num-cpus 2 --disable-usage-stats" >"$OUT/worker.log" 2>&1
@@ -101,7 +102,7 @@ EOF
 echo "== a driver on the worker host with the wrong token"
 set +e
 wrong_token=$(python -c "import secrets; print(secrets.token_hex(32))")
-msg=$(ip netns exec $WORKER_NS env RAY_AUTH_TOKEN="$wrong_token" INR_TUNE_DATA="$OUT/head-data" \
+msg=$(in_worker env RAY_AUTH_TOKEN="$wrong_token" INR_TUNE_DATA="$OUT/head-data" \
   python -m inr_tune.block --address $HEAD_IP:6379 --frames 400 --out "$OUT/refused" 2>&1 >/dev/null)
 rc=$?
 set -e

@@ -346,18 +346,23 @@ def _join_error(address: str, err: BaseException) -> str:
     return f"cannot join the Ray cluster at {address}: {first}"
 
 
+def trials_per_gpu(gpus: int, parallel: int) -> int:
+    """How many of ``parallel`` concurrent trials share one GPU: ``ceil(parallel/gpus)``."""
+    return math.ceil(parallel / gpus)
+
+
 def trial_resources(cpus: int, gpus: int, parallel: int) -> dict[str, float]:
     """What one trial asks Ray for so that ``parallel`` trials run at once: an equal CPU
-    share and, on a cluster with GPUs, ``1/k`` of a GPU where ``k = ceil(parallel/gpus)``
-    trials share one (4 trials on one GPU get 0.25 each), one GPU when there are enough,
-    and no GPU key at all on a cluster without GPUs.
+    share and, on a cluster with GPUs, ``1/k`` of a GPU where ``k = trials_per_gpu``
+    (4 trials on one GPU get 0.25 each), one GPU when there are enough, and no GPU key at
+    all on a cluster without GPUs.
 
     Ray packs fractional GPUs per device: a 0.75-GPU trial never spans two GPUs, so
     ``gpus/parallel`` (0.75 for 4 trials on 3 GPUs) would run only 3 at a time.
     """
     resources: dict[str, float] = {"cpu": cpus / parallel}
     if gpus:
-        resources["gpu"] = 1.0 / math.ceil(parallel / gpus)
+        resources["gpu"] = 1.0 / trials_per_gpu(gpus, parallel)
     return resources
 
 
@@ -489,18 +494,20 @@ def cluster_gpu_memory(timeout_s: float = 60.0, probe: Any = _gpu_bytes) -> int 
     sizes = []
     for ref in ready:
         with contextlib.suppress(Exception):  # a node whose probe failed says nothing
-            sizes.append(ray.get(ref))
-    sizes = [b for b in sizes if b]
-    return min(sizes) if sizes else None
+            sizes.append(ray.get(ref) or 0)
+    return min((b for b in sizes if b), default=None)
 
 
-def memory_check(gpus: int, parallel: int, ds: Any, total_bytes: int | None) -> Any:
+def memory_check(
+    gpus: int, parallel: int, ds: Any, total_bytes: int | None, memory: Any = None
+) -> Any:
     """A check refusing configs whose concurrent trials cannot fit on one GPU of
-    ``total_bytes`` (None: the size is unknown and nothing is refused)."""
+    ``total_bytes`` (None: the size is unknown and nothing is refused); ``memory`` is
+    ``expected_memory(ds)`` when the caller has it already."""
     if not gpus or not total_bytes:
         return lambda cfg: None
-    per_gpu = math.ceil(parallel / gpus)  # trials sharing one GPU, as trial_resources
-    memory = expected_memory(ds)
+    per_gpu = trials_per_gpu(gpus, parallel)
+    memory = memory or expected_memory(ds)
 
     def check(cfg: Config) -> str | None:
         need = memory(cfg)
@@ -586,8 +593,9 @@ def main(argv: list[str] | None = None) -> int:
         opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data)
     )
     ctx.proposer, ctx.fallback = proposer, fallback
+    memory = expected_memory(ds) if gpus else None  # start lines and the fit check
     gpu_bytes = cluster_gpu_memory() if gpus else None
-    ctx.check_config = memory_check(gpus, opts["parallel"], ds, gpu_bytes)
+    ctx.check_config = memory_check(gpus, opts["parallel"], ds, gpu_bytes, memory)
     for e in journal.of("user_input"):
         ctx.pinned.update(e.get("pins") or {})
         ctx._user_hash = e.get("digest", "")
@@ -595,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
     title = f"{run_dir.name} ({exp.name})"
     reports = Reports(run_dir, title)
-    live = LiveTable(exp.classes, memory=expected_memory(ds) if gpus else None)
+    live = LiveTable(exp.classes, memory=memory)
     share = trial_resources(cpus, gpus, opts["parallel"])
     each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
     print(
