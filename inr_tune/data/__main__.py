@@ -1,4 +1,4 @@
-"""``python -m inr_tune.data``: generate, import and inspect field datasets."""
+"""``python -m inr_tune.data``: generate, import and inspect field datasets; baselines."""
 
 from __future__ import annotations
 
@@ -150,10 +150,50 @@ def _cmd_default(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_baselines(args: argparse.Namespace) -> int:
+    from inr_tune.baselines import format_table, load_or_compute, write_csv
+    from inr_tune.data.split import holdout_frames
+
+    try:
+        holdout_frames(0, args.holdout)
+    except ValueError as err:
+        raise DataError(f"--holdout {args.holdout}: {err}") from None
+    t0 = time.perf_counter()
+    if args.path == "default":
+        path = ensure_default_dataset("mpm", progress=not args.quiet)
+    else:
+        path = Path(args.path)
+    field = args.field
+    if field is None:
+        fields = open_dataset(path).fields
+        if len(fields) != 1:
+            raise DataError(f"pass --field; valid fields of {path.name}: {', '.join(fields)}")
+        field = fields[0]
+    b = load_or_compute(
+        path, field, args.frames, args.offset, args.holdout, args.cache_dir, refresh=args.refresh
+    )
+    print(format_table(b))
+    if args.out:
+        write_csv(b, args.out)
+    counts = ", ".join(f"{m} {len(b.curve(m))}" for m in b.methods) or "none"
+    missing = "".join(f"; {m} unavailable" for m in b.unavailable)
+    verb = f"read from cache {b.cache_path}" if b.from_cache else "computed"
+    cache = f"; cached at {b.cache_path}" if b.cache_path and not b.from_cache else ""
+    out = f"; wrote {args.out}" if args.out else "; no CSV written (use --out FILE.csv)"
+    print(
+        f"{len(b.points)} baseline points ({counts}{missing}) of {field}@{args.frames} of "
+        f"{path}: {verb} in {time.perf_counter() - t0:.1f} s{cache}{out}"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m inr_tune.data",
-        description="Generate, import and inspect the field datasets inr_tune trains on (zarr).",
+        description=(
+            "Generate, import and inspect the field datasets inr_tune trains on (zarr), and "
+            "measure classical compressors on them (baselines)."
+        ),
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -237,6 +277,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--hash", action="store_true", help="also compute the content hash (reads all data)"
     )
 
+    base = sub.add_parser(
+        "baselines",
+        help="classical compressors (PCA, ZFP, SZ3) on a field window: R² against ratio",
+        description=(
+            "Compress the training frames of one field window with truncated PCA, ZFP (zfpy) "
+            "and SZ3 (pysz), reconstruct the held-out frames by interpolation in time, and "
+            "print R², held-out R², PSNR and max error against the compression ratio "
+            "(T·N·C values / stored float32 values, as for an INR). Results are cached per "
+            "dataset content, field and window under $INR_TUNE_DATA/baselines."
+        ),
+    )
+    base.add_argument("path", metavar="PATH", help="dataset directory, or 'default' (MPM)")
+    base.add_argument("--field", help="field name, e.g. F, Jp, C, S, stimulus")
+    base.add_argument(
+        "--frames", type=int, default=400, help="window length in frames (default %(default)s)"
+    )
+    base.add_argument(
+        "--offset", default="center", help="center, start or a first frame (default center)"
+    )
+    base.add_argument(
+        "--holdout",
+        type=int,
+        default=10,
+        help="hold out frames k with k %% H == H // 2 (0 = none, else ≥ 2; default %(default)s)",
+    )
+    base.add_argument("--out", metavar="FILE.csv", help="also write the points as CSV")
+    base.add_argument("--cache-dir", help="cache directory (default $INR_TUNE_DATA/baselines)")
+    base.add_argument("--refresh", action="store_true", help="recompute even if cached")
+    base.add_argument("--quiet", action="store_true", help="no progress bar")
+
     dflt = sub.add_parser("default", help="build (once) and print the path of a default dataset")
     dflt.add_argument("kind", nargs="?", default="mpm", choices=("mpm", "flyvis"))
     dflt.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         "import-flyvis": _cmd_import,
         "info": _cmd_info,
         "default": _cmd_default,
+        "baselines": _cmd_baselines,
     }
     return handlers[args.command](args)
 
