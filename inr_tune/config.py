@@ -50,6 +50,12 @@ class DataConfig:
     field: str = _f("F", "field to fit (MPM: F, Jp, C, S; fly-eye: stimulus)")
     n_frames: int = _f(400, "window length in frames", min=1)
     offset: str | int = _f("center", "window start: center, start or a frame index")
+    holdout: int = _f(
+        10,
+        "hold out every Nth frame of the window (frames k with k % N == N // 2): never "
+        "trained on, scored as holdout_r2; 0 = none",
+        min=0,
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.offset, str) and self.offset not in ("center", "start"):
@@ -58,6 +64,8 @@ class DataConfig:
             )
         if isinstance(self.offset, int) and self.offset < 0:
             raise ConfigError(f"data.offset={self.offset} must be ≥ 0")
+        if self.holdout == 1:
+            raise ConfigError("data.holdout=1 would hold out every frame; use 0 (none) or ≥ 2")
 
 
 @dataclass
@@ -65,7 +73,9 @@ class ModelConfig:
     """The INR variant and its architecture."""
 
     inr_type: str = _f(
-        "siren_txy", "INR variant", choices=("siren_t", "siren_id", "siren_txy", "ngp")
+        "siren_txy",
+        "INR variant",
+        choices=("siren_t", "siren_id", "siren_txy", "ngp", "factorized"),
     )
     hidden_dim: int = _f(256, "hidden width", min=1, max=8192)
     n_layers: int = _f(4, "hidden h→h layers between the first layer and the output", min=0, max=32)
@@ -76,12 +86,40 @@ class ModelConfig:
     t_period: float = _f(1.0, "time encoding τ = k / n_frames / t_period", gt=0.0)
     xy_period: float = _f(1.0, "space encoding (x, y) · scale / xy_period", gt=0.0)
     id_embedding_dim: int = _f(0, "siren_id: 0 = scalar id i/N, > 0 = learned embedding", min=0)
-    output_init: str = _f("siren", "output layer init", choices=("siren", "zeros", "default"))
+    output_init: str = _f(
+        "siren",
+        "output layer init (factorized: of the basis, the weights that turn a(τ) into values)",
+        choices=("siren", "zeros", "default"),
+    )
     ngp_levels: int = _f(16, "hash grid levels", min=1, max=32)
     ngp_log2_hashmap_size: int = _f(19, "log2 of the hash table size per level", min=8, max=24)
     ngp_features_per_level: int = _f(2, "features per hash grid level", min=1, max=8)
     ngp_base_resolution: int = _f(16, "coarsest grid resolution", min=2)
     ngp_max_resolution: int = _f(1024, "finest grid resolution", min=2)
+    rank: int = _f(
+        8,
+        "factorized: terms k of f = Σ_k a_k(τ)·b_k(i); the time net (hidden_dim × n_layers, "
+        "omega) outputs a(τ) ∈ R^rank",
+        min=1,
+        max=4096,
+    )
+    basis: str = _f(
+        "siren",
+        "factorized: basis b(i) ∈ R^{rank×C} from a SIREN of the point's reference position "
+        "(size independent of N) or a learned table [N, rank·C] (N·C·rank parameters)",
+        choices=("siren", "table"),
+    )
+    basis_hidden_dim: int = _f(128, "factorized, basis siren: hidden width", min=1, max=8192)
+    basis_layers: int = _f(
+        2, "factorized, basis siren: hidden h→h layers of the basis net", min=0, max=32
+    )
+    basis_omega: float = _f(
+        300.0,
+        "factorized, basis siren: ω of the basis net's first layer (its spatial frequencies; "
+        "its hidden layers use omega_hidden, null = omega, like the time net)",
+        gt=0.0,
+        max=1e5,
+    )
 
 
 @dataclass
@@ -115,6 +153,18 @@ class SearchConfig:
 
     ucb_c: float = _f(1.414, "UCB exploration constant", min=0.0, max=10.0)
     reward: str = _f("nines", "node reward", choices=("r2", "nines"))
+    objective: str = _f(
+        "budget",
+        "budget: best held-out R² among configs with compression_ratio ≥ min_ratio (others are "
+        "refused before they run); pareto: reward = a trial's share of the block's (ratio, "
+        "held-out R²) Pareto front, budget still applies; r2: R² alone, size ignored",
+        choices=("budget", "pareto", "r2"),
+    )
+    min_ratio: float | None = _f(
+        None,
+        "size budget: least compression_ratio a config may have; null = the experiment's",
+        gt=0.0,
+    )
     proposer: str = _f("auto", "proposer", choices=("auto", "rule", "llm"))
     llm_model: str = _f("claude-sonnet-4-5", "Anthropic model name")
     llm_timeout_s: float = _f(120.0, "timeout of one LLM call", gt=0.0)

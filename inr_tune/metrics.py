@@ -43,6 +43,7 @@ import numpy as np
 __all__ = [
     "FLYVIS_CLASSES",
     "MPM_CLASSES",
+    "PSNR_CAP",
     "compression_ratio",
     "count_values",
     "data_ranks",
@@ -52,7 +53,9 @@ __all__ = [
     "final_r2",
     "kinograph_r2",
     "kinograph_ssim",
+    "max_abs_error",
     "pearson_r2",
+    "psnr",
     "quality_class",
     "r2_components",
     "slope",
@@ -68,6 +71,8 @@ FLYVIS_CLASSES: Mapping[str, float] = MappingProxyType(
     {"excellent": 0.95, "good": 0.8, "moderate": 0.5}
 )
 POOR = "poor"
+
+PSNR_CAP = 200.0  # dB: float32 round-off of a field is ~140 dB below its range
 
 SSIM_WIN = 7  # skimage's default window side (uniform window)
 SSIM_K1 = 0.01
@@ -151,6 +156,8 @@ class _Summary:
     kinograph_r2: float
     data_range: np.ndarray  # [C] max − min of gt per component
     equal: np.ndarray  # [C] bool: pred == gt exactly on that component
+    sse: np.ndarray  # [C] sum of squared errors per component
+    max_abs: np.ndarray  # [C] largest |pred − gt| per component
 
 
 def _r2(sse: np.ndarray, sst: np.ndarray, constant: np.ndarray) -> np.ndarray:
@@ -171,7 +178,7 @@ def _float64_tcn(block: np.ndarray) -> np.ndarray:
 def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
     n_frames, n_points, n_comp = gt.shape
     # Per frame and component: means, centred second moments, SSE, min and max of gt.
-    stats = np.empty((8, n_frames, n_comp), dtype=np.float64)
+    stats = np.empty((9, n_frames, n_comp), dtype=np.float64)
 
     # Values are shifted by each array's first value per component before the float64
     # sums: better conditioned, and a constant component gives exactly zero moments.
@@ -185,6 +192,7 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
         diff = p - g
         s = stats[:, a:b]
         s[5] = np.einsum("tcn,tcn->tc", diff, diff)
+        s[8] = np.abs(diff).max(axis=2)
         del diff
         s[6] = g.min(axis=2)
         s[7] = g.max(axis=2)
@@ -199,7 +207,7 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
         s[4] = np.einsum("tcn,tcn->tc", g, p)
 
     _map_chunks(frame_stats, n_frames, _frames_per_chunk(gt.shape, _CHUNK_VALUES))
-    mg, mp, m2g_t, m2p_t, cgp_t, sse_t, gmin_t, gmax_t = stats
+    mg, mp, m2g_t, m2p_t, cgp_t, sse_t, gmin_t, gmax_t, maxabs_t = stats
 
     # Per component over all (t, n): merge the frames' centred moments (Chan et al.).
     n = n_frames * n_points
@@ -244,6 +252,8 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
         kinograph_r2=float(kino.mean()),
         data_range=gmax - gmin,
         equal=equal,
+        sse=sse,
+        max_abs=maxabs_t.max(axis=0),
     )
 
 
@@ -415,6 +425,32 @@ def kinograph_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     return float(np.mean(_ssim_components(pred, gt, data_range)))
 
 
+def _psnr(s: _Summary, n_per_component: int) -> float:
+    """Mean over components of 20·log10(range_c / RMSE_c); constant components are skipped,
+    an exact component counts as ``PSNR_CAP`` (so one exact component cannot make it inf)."""
+    values = []
+    for rng, sse in zip(s.data_range, s.sse, strict=True):
+        if rng <= 0:
+            continue
+        rmse = math.sqrt(sse / n_per_component)
+        values.append(PSNR_CAP if rmse == 0 else min(PSNR_CAP, 20.0 * math.log10(rng / rmse)))
+    return float(np.mean(values)) if values else PSNR_CAP
+
+
+def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
+    """Mean over components of 20·log10(range_c / RMSE_c), range_c = max − min of gt (dB).
+
+    Components whose ground truth is constant are left out; capped at ``PSNR_CAP`` dB.
+    """
+    pred, gt = _checked(pred, gt)
+    return _psnr(_summarise(pred, gt), gt.shape[0] * gt.shape[1])
+
+
+def max_abs_error(pred: np.ndarray, gt: np.ndarray) -> list[float]:
+    """Largest |pred − gt| per component (raw units)."""
+    return [float(v) for v in _summarise(*_checked(pred, gt)).max_abs]
+
+
 def count_values(shape: Sequence[int]) -> int:
     """Number of values in an array of ``shape`` (T·N·C for a ``[T, N, C]`` field)."""
     dims = [int(d) for d in shape]
@@ -482,7 +518,7 @@ def evaluate(
     """All array metrics of DESIGN.md for one training window ``[T, N, C]`` (raw units).
 
     Keys: final_mse, final_r2, r2_components, pearson_r2, slope, kinograph_R2,
-    kinograph_SSIM, and rank_90, rank_99 (of gt; ``rank_top`` as in ``effective_ranks``)
+    kinograph_SSIM, psnr, max_abs_error (per component), and rank_90, rank_99 (of gt; ``rank_top`` as in ``effective_ranks``)
     when ``ranks`` is true.
     """
     pred, gt = _checked(pred, gt)
@@ -495,6 +531,8 @@ def evaluate(
         "slope": s.slope,
         "kinograph_R2": s.kinograph_r2,
         "kinograph_SSIM": float(np.mean(_ssim_components(pred, gt, s.data_range))),
+        "psnr": _psnr(s, gt.shape[0] * gt.shape[1]),
+        "max_abs_error": [float(v) for v in s.max_abs],
     }
     if ranks:
         out.update(data_ranks(gt, top=rank_top))

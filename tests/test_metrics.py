@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from inr_tune import metrics
 from inr_tune.metrics import (
     FLYVIS_CLASSES,
     MPM_CLASSES,
+    PSNR_CAP,
     compression_ratio,
     count_values,
     data_ranks,
@@ -21,7 +23,9 @@ from inr_tune.metrics import (
     final_r2,
     kinograph_r2,
     kinograph_ssim,
+    max_abs_error,
     pearson_r2,
+    psnr,
     quality_class,
     r2_components,
     slope,
@@ -100,15 +104,37 @@ def test_evaluate_keys_and_values() -> None:
         "slope",
         "kinograph_R2",
         "kinograph_SSIM",
+        "psnr",
+        "max_abs_error",
     ]
     assert out["final_mse"] == pytest.approx(1 / 3)
+    # range 6 − 1 = 5, RMSE √(1/3): 20·log10(5·√3) = 18.751 dB; largest error 1
+    assert out["psnr"] == pytest.approx(20 * math.log10(5 * math.sqrt(3)))
+    assert out["max_abs_error"] == [1.0]
     assert out["final_r2"] == pytest.approx(31 / 35)
     assert out["kinograph_R2"] == pytest.approx(0.5)
     assert out["kinograph_SSIM"] == pytest.approx(kinograph_ssim(PRED, GT), rel=1e-12)
     with_ranks = evaluate(PRED, GT, ranks=True)
     assert with_ranks["rank_90"] == data_ranks(GT)["rank_90"]
     assert with_ranks["rank_99"] == data_ranks(GT)["rank_99"]
-    assert all(isinstance(v, float) for k, v in out.items() if k != "r2_components")
+    assert all(
+        isinstance(v, float) for k, v in out.items() if k not in ("r2_components", "max_abs_error")
+    )
+
+
+def test_psnr_and_max_error_per_component() -> None:
+    rng = np.random.default_rng(3)
+    gt = rng.random((12, 40, 2))
+    gt[..., 1] *= 1e-4  # a small-scale component (like S): PSNR is relative to its range
+    err = rng.standard_normal(gt.shape) * np.array([1e-2, 1e-6])
+    pred = gt + err
+    rmse = np.sqrt((err**2).mean(axis=(0, 1)))
+    rng_c = gt.max(axis=(0, 1)) - gt.min(axis=(0, 1))
+    assert psnr(pred, gt) == pytest.approx(np.mean(20 * np.log10(rng_c / rmse)), rel=1e-9)
+    assert max_abs_error(pred, gt) == pytest.approx(np.abs(err).max(axis=(0, 1)).tolist())
+    const = np.stack([gt[..., 0], np.full(gt.shape[:2], 2.0)], axis=-1)  # constant component
+    assert psnr(const + 0.01, const) == pytest.approx(20 * np.log10(rng_c[0] / 0.01), rel=1e-6)
+    assert psnr(gt, gt) == PSNR_CAP
 
 
 def test_perfect_prediction() -> None:

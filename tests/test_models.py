@@ -1,9 +1,10 @@
 """INR models: SIREN init, parameter counts, the shared encoding, every variant trains,
-hash grid, learnable ω, target standardisation."""
+hash grid, learnable ω, the factorized variant, target standardisation."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import types
 from collections.abc import Iterator
@@ -12,15 +13,18 @@ import numpy as np
 import pytest
 import torch
 
+from inr_tune.config import ModelConfig, config_from_dict
 from inr_tune.errors import ConfigError, DataError
 from inr_tune.models import (
     INR_TYPES,
+    FactorizedField,
     FieldSpec,
     HashGridEncoding,
     SineLayer,
     Siren,
     Standardizer,
     build_model,
+    count_params,
     encode_inputs,
     encode_time,
     predict_window,
@@ -57,6 +61,11 @@ def model_cfg(inr_type: str = "siren_txy", **kw: object) -> types.SimpleNamespac
         ngp_features_per_level=2,
         ngp_base_resolution=4,
         ngp_max_resolution=64,
+        rank=8,
+        basis="siren",
+        basis_hidden_dim=32,
+        basis_layers=1,
+        basis_omega=30.0,
     )
     base.update(kw)
     return types.SimpleNamespace(**base)
@@ -149,16 +158,27 @@ def test_training_batch_encoding_equals_evaluation_encoding() -> None:
     pos, _ = synthetic_field()
     spec = FieldSpec(T, N, C)
     cfg = model_cfg(t_period=2.0, xy_period=0.5)
+    ref = pos[0]  # read by the factorized siren basis only
     for inr_type in INR_TYPES:
         full = torch.stack(
             [
-                encode_inputs(inr_type, torch.tensor([k]), None, pos[k : k + 1], spec, cfg)[0]
+                encode_inputs(
+                    inr_type,
+                    torch.tensor([k]),
+                    None,
+                    pos[k : k + 1],
+                    spec,
+                    cfg,
+                    reference_positions=ref,
+                )[0]
                 for k in range(T)
             ]
         )  # [T, P, D] one frame at a time, as an evaluation loop does
         k = torch.tensor([3, 17, 3])
         pidx = torch.randint(0, N, (3, 7))
-        batch = encode_inputs(inr_type, k, pidx, pos[k[:, None], pidx], spec, cfg)
+        batch = encode_inputs(
+            inr_type, k, pidx, pos[k[:, None], pidx], spec, cfg, reference_positions=ref
+        )
         expected = full[k] if inr_type == "siren_t" else full[k[:, None], pidx]
         assert torch.equal(batch, expected), inr_type
 
@@ -172,6 +192,8 @@ VARIANTS = {
     "siren_id_embedding": dict(inr_type="siren_id", id_embedding_dim=8),
     "siren_txy": dict(inr_type="siren_txy"),
     "ngp": dict(inr_type="ngp"),
+    "factorized_siren": dict(inr_type="factorized", basis="siren"),
+    "factorized_table": dict(inr_type="factorized", basis="table"),
 }
 LOSS_FACTOR = 100
 """Each variant must lower its full-window MSE (standardised units, initially ≈ 1) by at
@@ -190,7 +212,7 @@ def test_variant_trains(variant: str) -> None:
     std = Standardizer.fit(values)
     target = std.normalize(values)
     torch.manual_seed(0)
-    model = build_model(model_cfg(**VARIANTS[variant]), FieldSpec(T, N, C))
+    model = build_model(model_cfg(**VARIANTS[variant]), FieldSpec(T, N, C), pos[0])
     # Uniform interface: any subset of points, [B, P, C] out.
     k, pidx = torch.tensor([1, 4]), torch.tensor([[0, 5, 7], [2, 2, 49]])
     assert model(k, pidx, pos[k[:, None], pidx]).shape == (2, 3, C)
@@ -257,7 +279,7 @@ def test_predict_window_static_positions() -> None:
     spec = FieldSpec(6, 4, 1, position_scale=1 / 8, static_positions=True, position_range=(-1, 1))
     static = torch.tensor([[8.0, 0.0], [-8.0, 1.0], [0.0, 0.0], [3.0, -7.0]])
     for inr_type in INR_TYPES:
-        model = build_model(model_cfg(inr_type), spec)
+        model = build_model(model_cfg(inr_type), spec, reference_positions=static)
         out = predict_window(model, static, chunk_frames=4)
         assert out.shape == (6, 4, 1)
         k = torch.tensor([5])
@@ -413,6 +435,196 @@ def test_learnable_omega_gets_a_gradient() -> None:
     fixed.load_state_dict(model.state_dict())
     assert fixed.net.layers[0].omega.item() == omegas[0].detach().item()
     assert build_model(model_cfg("ngp"), FieldSpec(T, N, C)).omega_parameters() == []
+
+
+# --- parameter count ------------------------------------------------------------------
+
+SHAPES = [(7, 13, 1), (20, 50, 2), (400, 1800, 4)]
+
+
+def _count_grid() -> Iterator[dict[str, object]]:
+    for h, layers, learn in itertools.product((1, 16, 33), (0, 3), (False, True)):
+        common = dict(hidden_dim=h, n_layers=layers, omega_learning=learn)
+        yield dict(inr_type="siren_t", **common)
+        yield dict(inr_type="siren_txy", **common)
+        for emb in (0, 3, 16):
+            yield dict(inr_type="siren_id", id_embedding_dim=emb, **common)
+        for rank, basis_h, basis_l in itertools.product((1, 5), (1, 24), (0, 2)):
+            yield dict(
+                inr_type="factorized",
+                rank=rank,
+                basis="siren",
+                basis_hidden_dim=basis_h,
+                basis_layers=basis_l,
+                **common,
+            )
+        for rank in (1, 5):
+            yield dict(inr_type="factorized", rank=rank, basis="table", **common)
+    for levels, log2, (lo, hi), feats, h, layers in itertools.product(
+        (1, 3, 8), (8, 12), ((2, 2), (4, 64), (16, 1024), (5, 37)), (1, 2, 4), (8,), (0, 2)
+    ):
+        yield dict(
+            inr_type="ngp",
+            ngp_levels=levels,
+            ngp_log2_hashmap_size=log2,
+            ngp_base_resolution=lo,
+            ngp_max_resolution=hi,
+            ngp_features_per_level=feats,
+            hidden_dim=h,
+            n_layers=layers,
+        )
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_count_params_equals_the_built_model(shape: tuple[int, int, int]) -> None:
+    spec = FieldSpec(*shape)
+    n = 0
+    for kw in _count_grid():
+        cfg = model_cfg(**kw)
+        model = build_model(cfg, spec)
+        assert count_params(cfg, spec) == model.total_params, kw
+        n += 1
+    assert n > 200
+    # The config dataclass itself (every default, incl. the 11.7 M-parameter ngp).
+    for inr_type in INR_TYPES:
+        for basis in ("siren", "table"):
+            cfg = ModelConfig(inr_type=inr_type, basis=basis, hidden_dim=24, n_layers=1)
+            assert count_params(cfg, spec) == build_model(cfg, spec).total_params, cfg
+
+
+def test_count_params_is_pure_arithmetic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No module is built and nothing allocated: counting a 2^24-entry hash grid is free."""
+
+    def built(*args: object, **kwargs: object) -> None:
+        raise AssertionError("count_params built a module")
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", built)
+    monkeypatch.setattr(torch, "empty", built)
+    spec = FieldSpec(400, 1800, 4)
+    huge = ModelConfig(inr_type="ngp", ngp_levels=32, ngp_log2_hashmap_size=24)
+    assert count_params(huge, spec) > 32 * 2**23
+    assert count_params(ModelConfig(inr_type="siren_t", hidden_dim=16, n_layers=2), spec) == (
+        16 + 16 + 2 * (16 * 16 + 16) + 17 * 1800 * 4
+    )
+    table = ModelConfig(inr_type="factorized", basis="table", rank=3, hidden_dim=8, n_layers=0)
+    assert count_params(table, spec) == (8 + 8) + (8 * 3 + 3) + 4 + 1800 * 4 * 3
+    with pytest.raises(ConfigError, match="siren_xyz"):
+        count_params(model_cfg("siren_xyz"), spec)
+
+
+# --- factorized ------------------------------------------------------------------------
+
+
+def _factorized(basis: str, **kw: object) -> FactorizedField:
+    pos, _ = synthetic_field()
+    torch.manual_seed(0)
+    model = build_model(
+        model_cfg("factorized", basis=basis, rank=4, **kw), FieldSpec(T, N, C), pos[0]
+    )
+    assert isinstance(model, FactorizedField)
+    return model
+
+
+@pytest.mark.parametrize("basis", ["siren", "table"])
+def test_factorized_paths_agree_and_run_each_net_once(basis: str) -> None:
+    """Shared points, B·P ≥ N and B·P < N give the rows of the full prediction; the time
+    net sees B inputs and the basis net one pass over P shared, all N or B·P points."""
+    model = _factorized(basis)
+    seen: dict[str, list[tuple[int, ...]]] = {"time": [], "basis": []}
+    model.time_net.register_forward_hook(lambda m, i, o: seen["time"].append(tuple(i[0].shape)))
+    if model.basis_net is not None:
+        model.basis_net.register_forward_hook(
+            lambda m, i, o: seen["basis"].append(tuple(i[0].shape))
+        )
+    k = torch.tensor([3, 17, 0])
+    with torch.no_grad():
+        full = model(k)  # [B, N, C], points shared (expanded arange)
+        assert full.shape == (3, N, C) and torch.isfinite(full).all()
+        g = torch.Generator().manual_seed(0)
+        for p, expect in [(7, (3, 7, 2)), (20, (N, 2))]:
+            pidx = torch.randint(0, N, (3, p), generator=g)
+            torch.testing.assert_close(model(k, pidx), full[torch.arange(3)[:, None], pidx])
+            if basis == "siren":
+                assert seen["basis"][-1] == expect
+        shared = torch.tensor([5, 1, 5]).expand(3, 3)
+        torch.testing.assert_close(model(k, shared), full[:, [5, 1, 5]])
+    assert set(seen["time"]) == {(3, 1)}
+    if basis == "siren":
+        assert seen["basis"][0] == (N, 2) and seen["basis"][-1] == (3, 2)
+        assert len(seen["basis"]) == 4  # one basis pass per forward
+
+
+def test_factorized_encoding_reads_reference_positions() -> None:
+    pos, _ = synthetic_field()
+    spec = FieldSpec(T, N, C, position_scale=0.5)
+    cfg = model_cfg("factorized", t_period=2.0, xy_period=4.0)
+    k, pidx = torch.tensor([0, 9]), torch.tensor([[3, 4], [49, 0]])
+    x = encode_inputs("factorized", k, pidx, pos[k[:, None], pidx], spec, cfg, pos[0])
+    torch.testing.assert_close(x[..., 0], (k.float() / T / 2.0)[:, None].expand(2, 2))
+    torch.testing.assert_close(x[..., 1:], pos[0][pidx] * 0.5 / 4.0)  # frame 0, not frame k
+    ids = encode_inputs("factorized", k, pidx, None, spec, model_cfg("factorized", basis="table"))
+    torch.testing.assert_close(ids[..., 1], pidx.float() / N)
+    with pytest.raises(ValueError, match="reference_positions"):
+        encode_inputs("factorized", k, pidx, None, spec, cfg)
+
+
+@pytest.mark.parametrize("basis", ["siren", "table"])
+def test_factorized_checkpoint_decodes_on_its_own(basis: str) -> None:
+    """Reference positions are a buffer: not trainable, not counted, in the state_dict."""
+    model = _factorized(basis)
+    state = model.state_dict()
+    assert ("reference_positions" in state) == (basis == "siren")
+    assert all("reference" not in name for name, _ in model.named_parameters())
+    bare = build_model(model_cfg("factorized", basis=basis, rank=4), FieldSpec(T, N, C))
+    k = torch.arange(T)
+    if basis == "siren":
+        assert torch.isnan(bare(k)).all()  # no positions yet: loudly unusable
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    bare.load_state_dict(torch.load(buf))
+    torch.testing.assert_close(predict_window(bare), predict_window(model))
+
+
+def test_factorized_keys_change_the_model() -> None:
+    spec = FieldSpec(T, N, C)
+    base = model_cfg("factorized")
+    n0 = count_params(base, spec)
+    for key, value in [
+        ("rank", 3),
+        ("basis", "table"),
+        ("basis_hidden_dim", 16),
+        ("basis_layers", 2),
+        ("hidden_dim", 32),
+        ("n_layers", 1),
+    ]:
+        assert count_params(model_cfg("factorized", **{key: value}), spec) != n0, key
+    a, b = _factorized("siren"), _factorized("siren", basis_omega=60.0)
+    assert float(b.basis_net.layers[0].omega) == 60.0
+    assert float(b.basis_net.layers[1].omega) == 10.0  # hidden: omega_hidden, null = omega
+    assert float(b.time_net.layers[0].omega) == 10.0  # the time net keeps omega
+    assert not torch.allclose(a(torch.arange(3)), b(torch.arange(3)))
+    c = _factorized("siren", omega_hidden=20.0)
+    assert float(c.basis_net.layers[1].omega) == 20.0 and float(c.basis_net.layers[0].omega) == 30.0
+    assert float(c.time_net.layers[1].omega) == 20.0
+    for basis in ("siren", "table"):  # output_init sets the basis: zeros starts at the mean
+        zero = _factorized(basis, output_init="zeros")
+        assert zero(torch.arange(3)).abs().max() == 0
+        small, default = _factorized(basis), _factorized(basis, output_init="default")
+        assert 0 < small(torch.arange(3)).abs().max() < default(torch.arange(3)).abs().max()
+    learn = _factorized("siren", omega_learning=True)
+    assert len(learn.omega_parameters()) == (1 + 2) + (1 + 1)  # time net 2 hidden, basis 1
+
+
+def test_bad_basis_is_refused_with_one_line() -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"model": {"inr_type": "factorized", "basis": "pca"}})
+    msg = str(err.value)
+    assert "\n" not in msg and "model.basis='pca'" in msg and "siren, table" in msg
+    with pytest.raises(ConfigError, match=r"model\.rank=0"):
+        config_from_dict({"model": {"rank": 0}})
+    with pytest.raises(ConfigError, match=r"model\.basis"):
+        build_model(model_cfg("factorized", basis="pca"), FieldSpec(T, N, C))
 
 
 # --- standardisation ------------------------------------------------------------------

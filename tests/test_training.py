@@ -60,8 +60,16 @@ def test_trial_writes_results(trial: tuple[Path, dict]) -> None:
         "compression_ratio",
         "training_time",
         "wall_time",
+        "holdout_r2",
+        "train_r2",
+        "psnr",
+        "max_abs_error",
+        "bits_per_value",
     ):
         assert key in saved, key
+    assert saved["holdout_frames"] == 2  # frames 5 and 15 of 24 (data.holdout=10)
+    assert saved["bits_per_value"] == pytest.approx(32 / saved["compression_ratio"])
+    assert len(saved["max_abs_error"]) == 4 and saved["psnr"] > 0
     assert saved["final_r2"] > 0.5, saved["final_r2"]
     assert saved["steps_done"] == 320 and not saved["budget_cut"]
     assert saved["compression_ratio"] == pytest.approx(24 * 60 * 4 / saved["total_params"])
@@ -191,6 +199,44 @@ def test_other_variants_train_through_the_module(
     assert m["history"][-1]["loss"] < 0.3, m["history"]
 
 
+@pytest.mark.parametrize("basis", ["siren", "table"])
+def test_factorized_trains_and_its_checkpoint_decodes_alone(
+    basis: str, dataset: Path, tmp_path: Path
+) -> None:
+    """Both bases train through the module; the checkpoint alone (no dataset positions:
+    the reference positions are a buffer of the model) reproduces the final MSE."""
+    from inr_tune import metrics as M
+    from inr_tune.data.store import open_dataset
+    from inr_tune.models import FieldSpec, Standardizer, build_model, count_params, predict_window
+
+    cfg = load_config(
+        None,
+        [
+            *TINY,
+            f"data.path={dataset}",
+            "model.inr_type=factorized",
+            f"model.basis={basis}",
+            "model.rank=6",
+            "model.basis_hidden_dim=32",
+            "model.basis_layers=1",
+        ],
+    )
+    m = run_trial(cfg, tmp_path)
+    assert m["status"] == "ok", m["error"]
+    assert m["history"][-1]["loss"] < 0.3, m["history"]
+    spec = FieldSpec(24, 60, 4)
+    assert m["total_params"] == count_params(cfg.model, spec)
+    state = torch.load(tmp_path / "checkpoint.ckpt", map_location="cpu", weights_only=False)[
+        "state_dict"
+    ]
+    model = build_model(cfg.model, spec)  # no reference positions given
+    model.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
+    std = Standardizer(state["standardizer.mean"], state["standardizer.std"])
+    pred = std.denormalize(predict_window(model)).numpy()
+    w = open_dataset(dataset).window("F", 24)
+    assert M.final_mse(pred, w.values) == pytest.approx(m["final_mse"], rel=1e-5)
+
+
 def _train_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "inr_tune.train", *args], capture_output=True, text=True, timeout=300
@@ -232,3 +278,21 @@ def test_cli_trains_and_summarises(tmp_path: Path, dataset: Path) -> None:
         and "wrote" in r.stdout
         and "tensorboard --logdir" in r.stdout
     )
+
+
+def test_held_out_frames_are_never_trained_on(dataset: Path) -> None:
+    from inr_tune.data.store import open_dataset
+    from inr_tune.training.module import INRModule
+
+    cfg = load_config(None, [*TINY, f"data.path={dataset}", "data.holdout=4"])
+    w = open_dataset(dataset).window("F", 24, "center")
+    module = INRModule(cfg, w.values, w.positions, 1.0)
+    module.on_train_start()
+    seen = torch.cat([module.sample()[0] for _ in range(400)]).unique().tolist()
+    assert seen == [k for k in range(24) if k % 4 != 2]  # held out: 2, 6, 10, 14, 18, 22
+    none = load_config(None, [*TINY, f"data.path={dataset}", "data.holdout=0"])
+    module = INRModule(none, w.values, w.positions, 1.0)
+    module.on_train_start()
+    assert len(torch.cat([module.sample()[0] for _ in range(400)]).unique()) == 24
+    with pytest.raises(Exception, match=r"data\.holdout=1 would hold out every frame"):
+        load_config(None, ["data.holdout=1"])

@@ -9,7 +9,9 @@ from __future__ import annotations
 from inr_tune.models.ngp import HashGridEncoding, NGPField
 from inr_tune.models.siren import OUTPUT_INITS, SineLayer, Siren
 from inr_tune.models.variants import (
+    BASIS_TYPES,
     INR_TYPES,
+    FactorizedField,
     FieldINR,
     FieldSpec,
     NGPFieldINR,
@@ -18,14 +20,18 @@ from inr_tune.models.variants import (
     SirenTXYField,
     Standardizer,
     build_model,
+    count_params,
     encode_inputs,
+    encode_space,
     encode_time,
     predict_window,
 )
 
 __all__ = [
+    "BASIS_TYPES",
     "INR_TYPES",
     "OUTPUT_INITS",
+    "FactorizedField",
     "FieldINR",
     "FieldSpec",
     "HashGridEncoding",
@@ -38,7 +44,9 @@ __all__ = [
     "SirenTXYField",
     "Standardizer",
     "build_model",
+    "count_params",
     "encode_inputs",
+    "encode_space",
     "encode_time",
     "predict_window",
 ]

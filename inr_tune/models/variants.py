@@ -10,18 +10,45 @@ Encoding (``spec`` = ``FieldSpec``, ``cfg`` = the model config):
 - space (x, y) · position_scale / xy_period;
 - particle id i / N.
 
-| inr_type  | encoded input         | network                                  |
-| --------- | --------------------- | ---------------------------------------- |
-| siren_t   | τ             [B,1,1] | Siren 1 → N·C, then gather point_idx     |
-| siren_id  | (τ, i/N)      [B,P,2] | Siren 2 → C, or (τ, embedding[i]) → C    |
-| siren_txy | (τ, x, y)     [B,P,3] | Siren 3 → C                              |
-| ngp       | (τ, x, y)     [B,P,3] | hash grid on [0, 1]³ + ReLU MLP → C      |
+| inr_type   | encoded input            | network                                          |
+| ---------- | ------------------------ | ------------------------------------------------ |
+| siren_t    | τ                [B,1,1] | Siren 1 → N·C, then gather point_idx             |
+| siren_id   | (τ, i/N)         [B,P,2] | Siren 2 → C, or (τ, embedding[i]) → C            |
+| siren_txy  | (τ, x, y)        [B,P,3] | Siren 3 → C                                      |
+| ngp        | (τ, x, y)        [B,P,3] | hash grid on [0, 1]³ + ReLU MLP → C              |
+| factorized | (τ, x0, y0)      [B,P,3] | Σ_k a_k(τ)·b_k,c(x0, y0) + bias_c (basis: siren) |
+|            | (τ, i/N)         [B,P,2] | Σ_k a_k(τ)·table[i, k, c] + bias_c (basis: table)|
+
+factorized: a(τ) = Siren 1 → rank (hidden_dim × n_layers, ω omega); the basis b(i) ∈
+R^{rank×C} is Siren 2 → rank·C of the point's reference position (x0, y0) (its position
+at the window's first frame for MPM, the static position for fly-eye; basis_hidden_dim ×
+basis_layers, ω basis_omega in the first layer and omega_hidden, null = omega, in the
+hidden ones) or a learned table [N, rank·C]. Per step the time net runs on the B frames
+and the basis once on the requested points, then one contraction.
+
+How the trainable parameter count (``count_params``) grows with the window (T frames,
+N points, C components; h = hidden_dim, L = n_layers, r = rank, h_b/L_b = basis_hidden_dim
+/ basis_layers):
+
+| inr_type            | parameters                                        | grows with    |
+| ------------------- | ------------------------------------------------- | ------------- |
+| siren_t             | ~h²·L + (h+1)·N·C                                 | N·C (× h)     |
+| siren_id            | ~h²·L + h·C (+ N·E with an id embedding of dim E) | — (N with E)  |
+| siren_txy           | ~h²·L + h·C                                       | C only        |
+| ngp                 | hash tables (≤ levels·2^log2·F) + MLP ~h²·L + h·C | C only        |
+| factorized (siren)  | ~h²·L + h·r + h_b²·L_b + h_b·r·C + C              | C only        |
+| factorized (table)  | ~h²·L + h·r + N·C·r + C                           | N·C (× r)     |
+
+None grows with T, so compression_ratio = T·N·C / params grows linearly with T for all
+of them; siren_t and the table basis also scale with N·C, so their ratio is capped near
+T/(h+1) and T/r respectively.
 
 Model outputs are in standardised units; ``Standardizer`` converts to raw units.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -35,7 +62,9 @@ from inr_tune.models.ngp import HashGridEncoding, NGPField
 from inr_tune.models.siren import OUTPUT_INITS, Siren
 
 __all__ = [
+    "BASIS_TYPES",
     "INR_TYPES",
+    "FactorizedField",
     "FieldINR",
     "FieldSpec",
     "NGPFieldINR",
@@ -44,10 +73,15 @@ __all__ = [
     "SirenTXYField",
     "Standardizer",
     "build_model",
+    "count_params",
     "encode_inputs",
+    "encode_space",
     "encode_time",
     "predict_window",
 ]
+
+BASIS_TYPES = ("siren", "table")
+"""Allowed ``basis`` values of the factorized variant."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +108,11 @@ def encode_time(frame_idx: Tensor, n_frames: int, t_period: float) -> Tensor:
     return frame_idx.to(torch.float32) / float(n_frames) / float(t_period)
 
 
+def encode_space(positions: Tensor, spec: FieldSpec, xy_period: float) -> Tensor:
+    """Raw positions [..., 2] → (x, y) · position_scale / xy_period [..., 2] float32."""
+    return positions.to(torch.float32) * float(spec.position_scale) / float(xy_period)
+
+
 def _check_inr_type(inr_type: str) -> None:
     if inr_type not in INR_TYPES:
         raise ConfigError(
@@ -97,6 +136,7 @@ def encode_inputs(
     positions: Tensor | None,
     spec: FieldSpec,
     cfg: Any,
+    reference_positions: Tensor | None = None,
 ) -> Tensor:
     """The network input of every variant (training, evaluation and plots alike).
 
@@ -107,11 +147,17 @@ def encode_inputs(
         positions: raw positions of those points at those frames, [B, P, 2] (or [P, 2]
             for static positions); only siren_txy and ngp read them (None allowed else).
         spec: the ``FieldSpec``.
-        cfg: anything with ``t_period`` and ``xy_period`` (the model config).
+        cfg: anything with ``t_period`` and ``xy_period`` (the model config; factorized
+            also reads ``basis``).
+        reference_positions: raw reference positions of all N points [N, 2] (MPM: the
+            window's first frame; fly-eye: the static positions); only the factorized
+            variant with ``basis="siren"`` reads them.
 
     Returns:
         siren_t: τ [B, 1, 1]; siren_id: (τ, i/N) [B, P, 2] (with an embedding the model
-        replaces i/N by embedding[i]); siren_txy, ngp: (τ, x, y) [B, P, 3]. float32.
+        replaces i/N by embedding[i]); siren_txy, ngp: (τ, x, y) [B, P, 3]; factorized:
+        (τ, x0, y0) [B, P, 3] of the reference positions (basis siren) or (τ, i/N)
+        [B, P, 2] (basis table: the model looks up table[i]). float32.
     """
     _check_inr_type(inr_type)
     tau = encode_time(frame_idx, spec.n_frames, cfg.t_period)  # [B]
@@ -121,12 +167,19 @@ def encode_inputs(
     point_idx = _as_point_idx(point_idx, batch, spec.n_points, frame_idx.device)
     n = point_idx.shape[-1]
     tau_bp = tau[:, None, None].expand(batch, n, 1)
-    if inr_type == "siren_id":
+    if inr_type == "factorized" and _get(cfg, "basis") == "siren":
+        if reference_positions is None:
+            raise ValueError(
+                "inr_type='factorized' with basis='siren' needs reference_positions [N, 2]"
+            )
+        xy0 = encode_space(reference_positions[point_idx], spec, cfg.xy_period)  # [B, P, 2]
+        return torch.cat([tau_bp, xy0], dim=-1)
+    if inr_type in ("siren_id", "factorized"):
         ids = point_idx.to(torch.float32) / float(spec.n_points)
         return torch.cat([tau_bp, ids[..., None]], dim=-1)
     if positions is None:
         raise ValueError(f"inr_type={inr_type!r} needs positions [B, P, 2]")
-    xy = positions.to(torch.float32) * float(spec.position_scale) / float(cfg.xy_period)
+    xy = encode_space(positions, spec, cfg.xy_period)
     return torch.cat([tau_bp, xy.expand(batch, n, 2)], dim=-1)
 
 
@@ -278,6 +331,157 @@ class NGPFieldINR(FieldINR):
         return self.net(x)
 
 
+class FactorizedField(FieldINR):
+    """factorized: f(τ, i)_c = Σ_k a_k(τ) · b_k,c(i) + bias_c, a low-rank field.
+
+    a(τ) ∈ R^rank is ``time_net`` (Siren 1 → rank); the basis b(i) ∈ R^{rank×C} is either
+    ``basis_net`` (Siren 2 → rank·C) of the point's encoded reference position (x0, y0),
+    so its size does not grow with N, or a learned table [N, rank·C] (``basis="table"``).
+
+    The reference positions (raw, [N, 2]) are a non-trainable buffer: they are data (not
+    counted in the compression ratio) but travel with the state_dict, so a checkpoint
+    decodes on its own. Built without them, the buffer holds NaN (every prediction is
+    NaN) until ``load_state_dict`` or ``set_reference_positions`` fills it.
+
+    Per forward pass the time net runs once per frame of the batch and the basis once per
+    requested point: when the batch shares its points (``point_idx`` rows expanded from
+    one row, or B = 1) on those P points, else on all N points (when B·P ≥ N) or on the
+    B·P requested ones, then gathered.
+
+    Init (balanced for a product): the time net's output layer gets W ~ U(±√(6/h)), so
+    each a_k(τ) has about unit variance (the SIREN hidden-layer bound without the 1/ω),
+    and the basis starts near zero, so the fit starts near the mean and each step moves
+    the output by ~rank·lr through the basis. ``output_init`` sets the basis, i.e. the
+    weights that turn a(τ) into values (the table rows, fan-in = rank; or the basis net's
+    output layer, fan-in = basis_hidden_dim): ``"siren"`` (default) U(±0.01·√(6/fan_in))
+    and bias 0, ``"zeros"`` all zero, ``"default"`` nn.Linear's U(±1/√fan_in) (bias too).
+    On a small smooth field the SIREN-scaled time output (a_k ≈ 0.1) with a U(±√(3/rank))
+    table ended 500× higher after 200 Adam steps at lr 1e-3. The component bias starts at
+    0, the mean of the standardised targets.
+    """
+
+    inr_type = "factorized"
+    reference_positions: Tensor | None
+
+    def __init__(
+        self,
+        spec: FieldSpec,
+        t_period: float,
+        xy_period: float,
+        time_net: Siren,
+        rank: int,
+        basis: str = "siren",
+        basis_net: Siren | None = None,
+        reference_positions: Tensor | None = None,
+        output_init: str = "siren",
+    ) -> None:
+        super().__init__(spec, t_period, xy_period)
+        if basis not in BASIS_TYPES:
+            raise ConfigError(f"model.basis={basis!r} is unknown; valid: {', '.join(BASIS_TYPES)}")
+        n, c = spec.n_points, spec.n_components
+        self.rank = int(rank)
+        self.basis = basis
+        self.time_net = time_net
+        self.bias = nn.Parameter(torch.zeros(c))
+        self.basis_net = basis_net if basis == "siren" else None
+        self.basis_table: nn.Parameter | None = None
+        if basis == "siren":
+            if basis_net is None:
+                raise ValueError("basis='siren' needs a basis_net (Siren 2 → rank·C)")
+            self.register_buffer("reference_positions", torch.full((n, 2), math.nan))
+            if reference_positions is not None:
+                self.set_reference_positions(reference_positions)
+        else:
+            self.register_buffer("reference_positions", None)
+            self.basis_table = nn.Parameter(torch.empty(n, self.rank * c))
+        self._init(output_init)
+
+    @torch.no_grad()
+    def _init(self, output_init: str) -> None:
+        """See the class docstring: unit-variance a(τ), basis per ``output_init``."""
+        if output_init not in OUTPUT_INITS:
+            raise ConfigError(
+                f"model.output_init={output_init!r} is unknown; valid: {', '.join(OUTPUT_INITS)}"
+            )
+        out = self.time_net.output
+        bound = math.sqrt(6.0 / out.in_features)
+        out.weight.uniform_(-bound, bound)
+        if self.basis_table is not None:
+            weights, bias, fan_in = self.basis_table, None, self.rank
+        else:
+            assert self.basis_net is not None
+            layer = self.basis_net.output
+            weights, bias, fan_in = layer.weight, layer.bias, layer.in_features
+        if output_init == "siren":
+            bound = 0.01 * math.sqrt(6.0 / fan_in)
+        elif output_init == "default":
+            bound = 1.0 / math.sqrt(fan_in)
+        else:
+            bound = 0.0
+        weights.uniform_(-bound, bound)
+        if bias is not None:
+            if output_init == "default":
+                bias.uniform_(-bound, bound)
+            else:
+                bias.zero_()
+
+    @torch.no_grad()
+    def set_reference_positions(self, positions: Tensor) -> None:
+        """Raw reference positions [N, 2] of the siren basis (ignored by the table basis)."""
+        if self.reference_positions is None:
+            return
+        pos = torch.as_tensor(positions, dtype=torch.float32)
+        if tuple(pos.shape) != (self.spec.n_points, 2):
+            raise ValueError(
+                f"reference_positions must be [N, 2] = [{self.spec.n_points}, 2], "
+                f"got {list(pos.shape)}"
+            )
+        self.reference_positions.copy_(pos.to(self.reference_positions.device))
+
+    def encode(
+        self, frame_idx: Tensor, point_idx: Tensor | None, positions: Tensor | None
+    ) -> Tensor:
+        return encode_inputs(
+            self.inr_type,
+            frame_idx,
+            point_idx,
+            positions,
+            self.spec,
+            self,
+            reference_positions=self.reference_positions,
+        )
+
+    def omega_parameters(self) -> list[nn.Parameter]:
+        out = self.time_net.omega_parameters()
+        if self.basis_net is not None:
+            out += self.basis_net.omega_parameters()
+        return out
+
+    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
+        batch, n_req = point_idx.shape
+        r, c = self.rank, self.spec.n_components
+        a = self.time_net(x[:, 0, :1])  # [B, r]
+        shared = batch == 1 or point_idx.stride(0) == 0
+        if self.basis_table is not None:
+            rows = point_idx[0] if shared else point_idx
+            basis = self.basis_table[rows]  # [P, r·C] or [B, P, r·C]
+        elif shared:
+            basis = self.basis_net(x[0, :, 1:])  # [P, r·C]
+        elif batch * n_req >= self.spec.n_points:
+            xy0 = encode_space(self.reference_positions, self.spec, self.xy_period)
+            basis = self.basis_net(xy0)[point_idx]  # [N, r·C] → [B, P, r·C]
+        else:
+            basis = self.basis_net(x[..., 1:])  # [B, P, r·C]
+        if shared:
+            out = torch.einsum("bk,pkc->bpc", a, basis.view(n_req, r, c))
+        else:
+            out = torch.einsum("bk,bpkc->bpc", a, basis.view(batch, n_req, r, c))
+        return out + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rank={self.rank}, basis={self.basis}"
+
+
 # --- builders -------------------------------------------------------------------------
 
 _DEFAULTS: dict[str, Any] = {
@@ -292,6 +496,11 @@ _DEFAULTS: dict[str, Any] = {
     "ngp_features_per_level": 2,
     "ngp_base_resolution": 16,
     "ngp_max_resolution": 1024,
+    "rank": 8,
+    "basis": "siren",
+    "basis_hidden_dim": 128,
+    "basis_layers": 2,
+    "basis_omega": 300.0,
 }
 """Values used when a (duck-typed) config lacks the attribute; same as ModelConfig's."""
 
@@ -335,6 +544,42 @@ def _build_siren_txy(cfg: Any, spec: FieldSpec) -> FieldINR:
     return SirenTXYField(spec, *_periods(cfg), net=net)
 
 
+def _build_factorized(cfg: Any, spec: FieldSpec) -> FieldINR:
+    rank = int(_get(cfg, "rank"))
+    basis = _get(cfg, "basis")
+    if basis not in BASIS_TYPES:
+        raise ConfigError(f"model.basis={basis!r} is unknown; valid: {', '.join(BASIS_TYPES)}")
+    if rank < 1:
+        raise ConfigError(f"model.rank={rank} must be ≥ 1")
+    # the output inits of both nets are set by FactorizedField (output_init: the basis)
+    time_net = _siren(cfg, 1, rank)
+    basis_net = None
+    if basis == "siren":
+        # basis_omega sets the spatial frequencies (first layer); the hidden layers follow
+        # omega_hidden (null = omega) as in the time net: a hidden ω of ~100 multiplies the
+        # hidden weights' steps by 100 and stalled the fit at lr 1e-3
+        omega_hidden = _get(cfg, "omega_hidden")
+        basis_net = Siren(
+            2,
+            int(_get(cfg, "basis_hidden_dim")),
+            int(_get(cfg, "basis_layers")),
+            rank * spec.n_components,
+            float(_get(cfg, "basis_omega")),
+            omega_hidden=float(cfg.omega) if omega_hidden is None else omega_hidden,
+            omega_learning=bool(_get(cfg, "omega_learning")),
+            output_init="siren",
+        )
+    return FactorizedField(
+        spec,
+        *_periods(cfg),
+        time_net=time_net,
+        rank=rank,
+        basis=basis,
+        basis_net=basis_net,
+        output_init=_get(cfg, "output_init"),
+    )
+
+
 def _build_ngp(cfg: Any, spec: FieldSpec) -> FieldINR:
     t_period, xy_period = _periods(cfg)
     lo, hi = spec.position_range
@@ -366,12 +611,21 @@ INR_TYPES: dict[str, Callable[[Any, FieldSpec], FieldINR]] = {
     "siren_id": _build_siren_id,
     "siren_txy": _build_siren_txy,
     "ngp": _build_ngp,
+    "factorized": _build_factorized,
 }
 """inr_type name → builder(cfg, spec) -> FieldINR."""
 
 
-def build_model(cfg: Any, spec: FieldSpec) -> FieldINR:
-    """The ``FieldINR`` for ``cfg.inr_type`` (ConfigError lists the valid names)."""
+def build_model(
+    cfg: Any, spec: FieldSpec, reference_positions: Tensor | np.ndarray | None = None
+) -> FieldINR:
+    """The ``FieldINR`` for ``cfg.inr_type`` (ConfigError lists the valid names).
+
+    ``reference_positions``: raw positions [N, 2] the factorized siren basis reads (MPM:
+    the window's first frame, fly-eye: the static positions); ignored by the other
+    variants. Without them a factorized siren-basis model predicts NaN until a
+    state_dict holding them is loaded.
+    """
     _check_inr_type(cfg.inr_type)
     output_init = _get(cfg, "output_init")
     if output_init not in OUTPUT_INITS:
@@ -383,7 +637,85 @@ def build_model(cfg: Any, spec: FieldSpec) -> FieldINR:
             raise ConfigError(f"model.{name}={_get(cfg, name)!r} must be > 0")
     if spec.n_points < 1 or spec.n_frames < 1 or spec.n_components < 1:
         raise ConfigError(f"empty field: {spec}")
-    return INR_TYPES[cfg.inr_type](cfg, spec)
+    model = INR_TYPES[cfg.inr_type](cfg, spec)
+    if reference_positions is not None and isinstance(model, FactorizedField):
+        model.set_reference_positions(torch.as_tensor(reference_positions))
+    return model
+
+
+# --- parameter count ------------------------------------------------------------------
+
+
+def _siren_params(
+    in_features: int, hidden: int, n_layers: int, out_features: int, omega_learning: bool
+) -> int:
+    """Trainable scalars of ``Siren`` (one learned ω per sine layer when omega_learning)."""
+    n = in_features * hidden + hidden  # first sine layer
+    n += n_layers * (hidden * hidden + hidden)  # hidden sine layers
+    n += hidden * out_features + out_features  # linear output
+    return n + ((1 + n_layers) if omega_learning else 0)
+
+
+def _hash_table_rows(
+    n_input_dims: int, n_levels: int, log2_hashmap_size: int, base: int, finest: int
+) -> int:
+    """Σ_l min(2^log2, (N_l + 1)^d): rows of ``HashGridEncoding``'s table (same arithmetic)."""
+    # the growth factor b and N_l = ⌊N_min · b^l + 1e-6⌋ exactly as HashGridEncoding
+    log_growth = (math.log(finest) - math.log(base)) / (n_levels - 1) if n_levels > 1 else 0.0
+    growth = math.exp(log_growth) if n_levels > 1 else 1.0
+    table_size = 2**log2_hashmap_size
+    rows = 0
+    for level in range(n_levels):
+        res = math.floor(base * growth**level + 1e-6)
+        rows += min((res + 1) ** n_input_dims, table_size)
+    return rows
+
+
+def count_params(cfg: Any, spec: FieldSpec) -> int:
+    """Trainable parameters of ``build_model(cfg, spec)``, from arithmetic alone.
+
+    A pure function of the model config and the window shape (T, N, C): nothing is built
+    or allocated, so a search can refuse a config over its size budget before training
+    it. Equals ``build_model(cfg, spec).total_params`` exactly (learned ω and embeddings
+    included; reference positions, standardisation and other buffers are not trainable).
+    """
+    inr_type = cfg.inr_type
+    _check_inr_type(inr_type)
+    h, n_layers = int(cfg.hidden_dim), int(cfg.n_layers)
+    learn = bool(_get(cfg, "omega_learning"))
+    n, c = spec.n_points, spec.n_components
+    if inr_type == "siren_t":
+        return _siren_params(1, h, n_layers, n * c, learn)
+    if inr_type == "siren_id":
+        emb = int(_get(cfg, "id_embedding_dim"))
+        if emb > 0:
+            return _siren_params(1 + emb, h, n_layers, c, learn) + n * emb
+        return _siren_params(2, h, n_layers, c, learn)
+    if inr_type == "siren_txy":
+        return _siren_params(3, h, n_layers, c, learn)
+    if inr_type == "ngp":
+        levels = int(_get(cfg, "ngp_levels"))
+        feats = int(_get(cfg, "ngp_features_per_level"))
+        rows = _hash_table_rows(
+            3,
+            levels,
+            int(_get(cfg, "ngp_log2_hashmap_size")),
+            int(_get(cfg, "ngp_base_resolution")),
+            int(_get(cfg, "ngp_max_resolution")),
+        )
+        mlp = levels * feats * h + h + n_layers * (h * h + h) + h * c + c
+        return rows * feats + mlp
+    # factorized
+    basis = _get(cfg, "basis")
+    if basis not in BASIS_TYPES:
+        raise ConfigError(f"model.basis={basis!r} is unknown; valid: {', '.join(BASIS_TYPES)}")
+    rank = int(_get(cfg, "rank"))
+    total = _siren_params(1, h, n_layers, rank, learn) + c
+    if basis == "table":
+        return total + n * rank * c
+    return total + _siren_params(
+        2, int(_get(cfg, "basis_hidden_dim")), int(_get(cfg, "basis_layers")), rank * c, learn
+    )
 
 
 @torch.no_grad()

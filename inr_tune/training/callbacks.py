@@ -163,11 +163,26 @@ class MetricsEvaluator(Callback):
         gt = pl_module.target()
         pl_module.final_prediction = pred
         pl_module.final_metrics = M.evaluate(pred, gt)
+        pl_module.final_metrics.update(split_r2(pred, gt, pl_module.holdout_idx.cpu().numpy()))
         if trainer.logger is not None:
             keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM")
             trainer.logger.log_metrics(
                 {f"eval/{k}": pl_module.final_metrics[k] for k in keys}, step=pl_module.step
             )
+
+
+def split_r2(pred: np.ndarray, gt: np.ndarray, holdout: np.ndarray) -> dict[str, Any]:
+    """``holdout_r2`` on the held-out frames and ``train_r2`` on the others (the held-out
+    R² is None when the window holds none out; then train_r2 is the whole window's)."""
+    if len(holdout) == 0:
+        return {"holdout_r2": None, "train_r2": M.final_r2(pred, gt), "holdout_frames": 0}
+    mask = np.zeros(gt.shape[0], dtype=bool)
+    mask[holdout] = True
+    return {
+        "holdout_r2": M.final_r2(pred[mask], gt[mask]),
+        "train_r2": M.final_r2(pred[~mask], gt[~mask]),
+        "holdout_frames": int(mask.sum()),
+    }
 
 
 class FieldPanel(Callback):
@@ -194,6 +209,8 @@ class FieldPanel(Callback):
             "params": pl_module.total_params,
             "MSE": f"{m['final_mse']:.4g}",
             "R²": f"{m['final_r2']:.6f}",
+            "held-out R²": "-" if m.get("holdout_r2") is None else f"{m['holdout_r2']:.6f}",
+            "ratio": f"{pl_module.spec.n_frames * pl_module.spec.n_points * pl_module.spec.n_components / pl_module.total_params:.1f}×",
             "kinograph R²": f"{m['kinograph_R2']:.5f}",
             "kinograph SSIM": f"{m['kinograph_SSIM']:.4f}",
         }

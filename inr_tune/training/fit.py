@@ -69,13 +69,12 @@ def estimate_memory(cfg: Config, n_frames: int, n_points: int, n_components: int
     for the gradient, per sample point); the window and positions on the device; plus a
     fixed 300 MiB for the CUDA context and allocator slack.
     """
+    from inr_tune.models.variants import FieldSpec, count_params
+
     m, t = cfg.model, cfg.training
-    inputs = 3
     width = m.hidden_dim
     outputs = n_components * (n_points if m.inr_type == "siren_t" else 1)
-    params = inputs * width + m.n_layers * (width * width + width) + width * outputs + outputs
-    if m.inr_type == "ngp":
-        params += m.ngp_levels * (2**m.ngp_log2_hashmap_size) * m.ngp_features_per_level
+    params = count_params(m, FieldSpec(n_frames, n_points, n_components))
     samples = t.batch_size * (1 if m.inr_type == "siren_t" else (t.points_per_step or n_points))
     activations = samples * width * (m.n_layers + 1) * 4 * 4 + samples * outputs * 4 * 3
     data = n_frames * n_points * (n_components + 2) * 4
@@ -236,6 +235,9 @@ def run_trial(
             **final,
             "total_params": module.total_params,
             "compression_ratio": n_values / module.total_params,
+            # float32 values stored per window value: 32 bits / ratio
+            "bits_per_value": 32.0 * module.total_params / n_values,
+            "holdout": cfg.data.holdout,
             "training_time": evaluator.training_time,
             "wall_time": time.perf_counter() - wall0,
             "steps_done": module.step,
@@ -266,7 +268,17 @@ def run_trial(
             "history": evaluator.history,
         }
         write_json(out / "metrics.json", metrics)
-        keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM", "training_time")
+        keys = (
+            "final_r2",
+            "holdout_r2",
+            "train_r2",
+            "compression_ratio",
+            "psnr",
+            "final_mse",
+            "kinograph_R2",
+            "kinograph_SSIM",
+            "training_time",
+        )
         hp_metrics = {
             f"hp/{k}": float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))
         }

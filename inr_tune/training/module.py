@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from inr_tune.config import Config
+from inr_tune.data.split import holdout_frames, train_frames
 from inr_tune.models.variants import FieldSpec, Standardizer, build_model
 from inr_tune.training.schedules import make_scheduler
 
@@ -74,12 +75,23 @@ class INRModule(L.LightningModule):
             # scaled positions: MPM in the unit box, fly-eye in the unit disc
             position_range=(0.0, 1.0) if position_scale == 1.0 else (-1.0, 1.0),
         )
-        self.model = build_model(cfg.model, self.spec)
+        # reference positions (window's first frame, or the static ones) for models that
+        # read them (factorized, basis siren); they travel with the model's state_dict
+        reference = positions[0] if positions.ndim == 3 else positions
+        self.model = build_model(cfg.model, self.spec, torch.as_tensor(reference))
         self.standardizer = Standardizer.fit(torch.as_tensor(values))
         self.register_buffer(
             "values", self.standardizer.normalize(torch.as_tensor(values)), persistent=False
         )
         self.register_buffer("positions", torch.as_tensor(positions), persistent=False)
+        # data.holdout: these frames are never sampled in training (scored as holdout_r2)
+        every = cfg.data.holdout
+        self.register_buffer(
+            "train_idx", torch.from_numpy(train_frames(t, every)), persistent=False
+        )
+        self.register_buffer(
+            "holdout_idx", torch.from_numpy(holdout_frames(t, every)), persistent=False
+        )
         self.loss_fn = make_loss(cfg.training.loss, cfg.training.huber_delta)
         self.step = 0
         self.losses: list[tuple[int, float]] = []
@@ -93,11 +105,13 @@ class INRModule(L.LightningModule):
 
     def sample(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A training batch: frame_idx [B], point_idx [B, P], positions [B, P, 2], target [B, P, C]."""
-        t, n = self.spec.n_frames, self.spec.n_points
+        n = self.spec.n_points
         b = self.cfg.training.batch_size
         p = self.cfg.training.points_per_step
         g = self._generator
-        frames = torch.randint(t, (b,), device=self.device, generator=g)
+        frames = self.train_idx[
+            torch.randint(len(self.train_idx), (b,), device=self.device, generator=g)
+        ]
         if p is None or p >= n:
             idx = torch.arange(n, device=self.device).expand(b, n)
         else:
