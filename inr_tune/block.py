@@ -46,6 +46,8 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "llm_model": None,
     "early_stop": "none",
     "storage": None,
+    "objective": None,
+    "min_ratio": None,
 }
 
 
@@ -84,6 +86,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="UCB exploration constant of the first block (default 1.414)",
     )
     a("--reward", choices=("r2", "nines"), default=None, help="node reward (default nines)")
+    a(
+        "--objective",
+        choices=("budget", "pareto", "r2"),
+        default=None,
+        help="budget (default): best held-out R² among configs at compression ratio ≥ "
+        "--min-ratio, others refused before they run; pareto: reward a trial by its share of "
+        "the (ratio, held-out R²) front, budget still applies; r2: size ignored "
+        "(same as --set search.objective=…)",
+    )
+    a(
+        "--min-ratio",
+        type=float,
+        default=None,
+        help="size budget: least compression ratio (window values / parameters) a config may "
+        "have (default: the experiment's; same as --set search.min_ratio=…)",
+    )
     a("--seed", type=int, default=None, help="seed of the rule proposer (default 0)")
     a("--out", default=None, help="run directory (default runs/<experiment>-<time>)")
     a("--resume", action="store_true", help="continue the run in --out with its saved options")
@@ -134,6 +152,9 @@ def resolve_options(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         raise ConfigError(f"--frames must be ≥ 1, got {opts['frames']}")
     if not 0 <= opts["ucb_c"] <= 10:
         raise ConfigError(f"--ucb-c must be in [0, 10], got {opts['ucb_c']}")
+    # --objective and --min-ratio are sugar for --set search.objective / search.min_ratio
+    sugar = [f"search.{k}={opts[k]}" for k in ("objective", "min_ratio") if opts[k] is not None]
+    opts["set"] = [*opts["set"], *sugar]
     for item in opts["set"]:
         parse_set(item)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -224,29 +245,34 @@ def _fmt_mutation(node: Any) -> str:
 
 
 class LiveTable:
-    """One line per trial start and finish on stdout; on GPUs a start line also states the
-    trial's expected memory (``memory(config) -> bytes``)."""
+    """One line per trial start and finish on stdout; a start line gives the config's
+    compression ratio, and on GPUs its expected memory (``memory(config) -> bytes``)."""
 
     def __init__(self, classes: dict[str, float], memory: Any = None) -> None:
         self.classes = classes
         self.memory = memory
+        self.budget: Any = None  # search.budget.Budget of the running block
         self.t0: dict[int, float] = {}
 
     def header(self) -> None:
         print(
-            f"{'':6} {'iter':>4} {'parent':>6}  {'mutation':<28} {'strategy':<16} {'status':<9} {'R²':>9}  time"
+            f"{'':6} {'iter':>4} {'parent':>6}  {'mutation':<28} {'strategy':<16} {'status':<9} "
+            f"{'ratio':>7} {'held-out R²':>11}  time"
         )
 
     def start(self, node: Any) -> None:
+        from inr_tune.config import config_from_dict
+
         self.t0[node.id] = time.perf_counter()
         parent = node.parent if node.parent is not None else "root"
+        cfg = config_from_dict(node.config)
+        ratio = f"{self.budget.ratio(cfg):6.1f}×" if self.budget is not None else ""
         need = ""
         if self.memory is not None:
-            from inr_tune.config import config_from_dict
-
-            need = f" {'':9} {'':>9}  expects {self.memory(config_from_dict(node.config)) / 2**30:.1f} GiB"
+            need = f"  expects {self.memory(cfg) / 2**30:.1f} GiB"
         print(
-            f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16}{need}",
+            f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} "
+            f"{node.strategy:<16.16} {'':9} {ratio:>7}{need}",
             flush=True,
         )
 
@@ -262,9 +288,10 @@ class LiveTable:
             else f"({node.error or ''})"[:60]
         )
         r2s = f"{r2:.6f}" if r2 is not None else "-"
+        ratio = f"{node.ratio:6.1f}×" if node.ratio is not None else "-"
         print(
             f"{'done':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16} "
-            f"{node.status:<9} {r2s:>9}  {minutes:4.1f} min {cls}",
+            f"{node.status:<9} {ratio:>7} {r2s:>11}  {minutes:4.1f} min {cls}",
             flush=True,
         )
 
@@ -521,6 +548,66 @@ def memory_check(
     return check
 
 
+# ----------------------------------------------------------------------------- budget
+def block_budget(root: Config, spec: Any, ds: Any) -> Any:
+    """The size budget of a block: the root config's search section on the block's window."""
+    from inr_tune.search.budget import Budget
+
+    return Budget(
+        root.search.objective,
+        root.search.min_ratio,
+        spec.n_frames,
+        ds.n_points,
+        len(ds.components[spec.field]),
+    )
+
+
+def block_baselines(dataset: str, root: Config, run_dir: Path, windows: list[Any]) -> Any:
+    """PCA/ZFP/SZ3 curves of the block's window (cached per dataset hash and window);
+    None, with the reason printed, when they cannot be computed: the block still runs."""
+    from inr_tune.baselines import load_or_compute
+    from inr_tune.reports.pareto import write_baselines_csv
+
+    d = root.data
+    t0 = time.perf_counter()
+    try:
+        baselines = load_or_compute(dataset, d.field, d.n_frames, d.offset, d.holdout)
+    except Exception as err:  # a baseline must never stop the search
+        print(f"  baselines unavailable: {type(err).__name__}: {err}")
+        return None
+    missing = "; ".join(f"{m} unavailable ({why})" for m, why in baselines.unavailable.items())
+    print(
+        f"  baselines (PCA, ZFP, SZ3) of {d.field}@{d.n_frames}: {len(baselines.points)} points "
+        f"in {time.perf_counter() - t0:.1f} s" + (f"; {missing}" if missing else "")
+    )
+    windows.append((d.field, d.n_frames, baselines))
+    write_baselines_csv(windows, run_dir / "baselines.csv")
+    return baselines
+
+
+def report_fidelity(
+    run_dir: Path, nodes: list[Any], baselines: Any, budget: Any, title: str
+) -> str:
+    """Print the Pareto front beside the baselines and the comparison sentence; save
+    pareto.png (and the same figure in TensorBoard under trials/pareto)."""
+    from inr_tune.reports.pareto import comparison_sentence, format_front, pareto_figure
+
+    holdout = any(n.metrics.get("holdout_r2") is not None for n in nodes)
+    label = "held-out R²" if holdout else "R²"
+    min_ratio = budget.min_ratio if budget is not None and budget.active else None
+    print(format_front(nodes, baselines, label))
+    sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label)
+    print(sentence)
+    fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
+    fig.savefig(run_dir / "pareto.png", dpi=90)
+    with contextlib.suppress(Exception):  # TensorBoard is a convenience copy
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(run_dir / "trials" / "pareto")) as writer:
+            writer.add_figure("pareto", fig, global_step=len(nodes), close=False)
+    return sentence
+
+
 # ----------------------------------------------------------------------------- driver
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -531,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     from inr_tune.data.defaults import ensure_default_dataset
     from inr_tune.data.store import open_dataset
     from inr_tune.reports.journal import Journal
+    from inr_tune.search.budget import fit_root
     from inr_tune.search.experiment import load_experiment
     from inr_tune.search.session import BlockSession, RunContext, replay_tree
     from inr_tune.search.storage import resolve_storage
@@ -552,6 +640,12 @@ def main(argv: list[str] | None = None) -> int:
     content_hash = ds.content_hash()
     storage = resolve_storage(opts.get("storage"), run_dir)
     cpus, gpus = init_ray(opts["address"])  # before the run directory: a refused join leaves none
+    for spec in blocks:  # a budget no config of the space can meet: one line, no run directory
+        fit_root(
+            exp.root_config(spec, gpu=bool(gpus), sets=opts["set"]),
+            exp.space,
+            block_budget(exp.root_config(spec, gpu=bool(gpus), sets=opts["set"]), spec, ds),
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
     journal = Journal(run_dir / "journal.jsonl")
@@ -620,6 +714,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     ucb_c = opts["ucb_c"]
     carried: Config | None = None
+    sentences: list[str] = []
+    windows: list[Any] = []  # (field, n_frames, Baselines) of each block, for baselines.csv
     for index, spec in enumerate(blocks, start=1):
         ended = [e for e in journal.of("block_end") if e["block"] == index]
         if ended:
@@ -634,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sets = [*opts["set"], *(f"{k}={json.dumps(v)}" for k, v in ctx.pinned.items())]
             root = exp.root_config(spec, gpu=bool(gpus), sets=sets, carried=carried)
+            root, shrunk = fit_root(root, exp.space, block_budget(root, spec, ds))
+            if shrunk:
+                print(f"starting config shrunk into the size budget: {', '.join(shrunk)}")
             problem = ctx.check_config(root)
             if problem:
                 raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
@@ -646,7 +745,11 @@ def main(argv: list[str] | None = None) -> int:
                 ucb_c=ucb_c,
                 proposer=proposer_name,
             )
+        budget = block_budget(root, spec, ds)
         print(f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}")
+        print(f"  {budget.describe()}")
+        baselines = block_baselines(dataset, root, run_dir, windows)
+        live.budget = budget
         live.header()
         # With Claude, a free slot is refilled while the other trials run (overlap); the
         # rule proposer waits for whole batches, so its runs are reproducible.
@@ -657,6 +760,8 @@ def main(argv: list[str] | None = None) -> int:
             root_config=root,
             ucb_c=ucb_c,
             overlap=proposer_name.startswith("llm"),
+            budget=budget,
+            baselines=baselines,
         )
         reports.write(ctx, index, ucb_c)
         run_block_on_ray(
@@ -679,6 +784,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         review = session.finish()
         reports.write(ctx, index, ucb_c, tree_png=True)
+        sentences.append(
+            report_fidelity(
+                run_dir, tree.block_nodes(index), baselines, session.budget, f"block {index}"
+            )
+        )
         storage.upload_reports()
         best = tree.best(index)
         carried = config_from_dict(best.config) if best else carried
@@ -687,11 +797,11 @@ def main(argv: list[str] | None = None) -> int:
     ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
     reports.write(ctx, None, ucb_c, tree_png=True)
     storage.upload_reports()
-    _summary(ctx, run_dir, time.perf_counter() - t_start, storage)
+    _summary(ctx, run_dir, time.perf_counter() - t_start, storage, sentences)
     return EXIT_OK
 
 
-def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any) -> None:
+def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any, sentences: list[str]) -> None:
     from inr_tune.reports.analysis import config_line
 
     trials = storage.url or str(storage.local)
@@ -700,15 +810,19 @@ def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any) -> None:
     if best is not None:
         m = best.metrics
         print(
-            f"best: node {best.id} (block {best.block}) R²={best.r2:.6f} kinograph R²="
+            f"best: node {best.id} (block {best.block}) {'held-out ' if m.get('holdout_r2') is not None else ''}"
+            f"R²={best.r2:.6f} at {m.get('compression_ratio', float('nan')):.1f}× kinograph R²="
             f"{m.get('kinograph_R2', float('nan')):.5f} in {m.get('training_time', 0) / 60:.1f} min"
         )
         print(f"  config: {config_line(best.config)} [{best.config['model']['inr_type']}]")
         print(
             f"  {run_dir}/configs/iter_{best.id:03d}.yaml, {storage.trial_dir(best.id)}/field.png"
         )
+    for line in sentences:
+        print(line)
     print(
-        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, journal.jsonl"
+        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, pareto.png, "
+        "baselines.csv, journal.jsonl"
         + (f"; trials in {trials}/trials" if trials != str(run_dir.resolve()) else ", trials/")
     )
     if storage.url:

@@ -64,12 +64,16 @@ def write_synthetic_mpm(path: Path, n_frames: int = 40, n_points: int = 30, seed
 def block_args(
     *flags: str, sets: Iterable[str] = (), iterations: int = 4, parallel: int = 4
 ) -> list[str]:
-    """Arguments of ``python -m inr_tune.block`` for a small F@24 block, then ``flags``."""
+    """Arguments of ``python -m inr_tune.block`` for a small F@24 block, then ``flags``.
+
+    The tiny test windows hold a few thousand values, so the size budget is lowered to
+    1× (a later ``--set search.min_ratio=…`` in ``sets`` wins).
+    """
     return [
         *("--frames", "24", "--field", "F"),
         *("--iterations", str(iterations), "--parallel", str(parallel)),
         *flags,
-        *[a for s in sets for a in ("--set", s)],
+        *[a for s in ["search.min_ratio=1", *sets] for a in ("--set", s)],
     ]
 
 

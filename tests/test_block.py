@@ -28,6 +28,7 @@ TINY = [
     "model.hidden_dim=16",
     "model.n_layers=1",
     "training.points_per_step=null",
+    "search.min_ratio=1",  # a few thousand values: the default budget fits no config
 ]
 
 
@@ -127,6 +128,14 @@ def test_bad_input_exit_2(tmp_path: Path, dataset: Path) -> None:
     )
     assert r.returncode == 2 and "cannot join the Ray cluster at 127.0.0.1:1: " in r.stderr
     assert not (tmp_path / "r" / "journal.jsonl").exists()
+    r = run_block(
+        "--frames", "24", *_sets(dataset), "--min-ratio", "1e9", "--out", str(tmp_path / "b")
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "no config of the search space reaches the size budget min_ratio 1e9×" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    r = run_block("--min-ratio", "-3", "--out", str(tmp_path / "b"))
+    assert r.returncode == 2 and "search.min_ratio=-3.0 is out of range" in r.stderr
 
 
 def _tree_signature(run: Path) -> list[tuple]:
@@ -158,8 +167,16 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
         "ucb_scores.txt",
         "tree.png",
         "options.json",
+        "pareto.png",
+        "baselines.csv",
     ):
         assert (full / name).is_file(), name
+    assert "Pareto front" in r.stdout and "block 1: best INR at" in r.stdout
+    for e in completed(full):
+        m = e["metrics"]
+        if e["status"] == "ok":
+            assert m["compression_ratio"] >= 1 and m["holdout_r2"] is not None
+            assert "baseline_r2" in m and "nines_over_baseline" in m
     analysis = (full / "analysis.md").read_text()
     assert (
         analysis.count("## Iter ") == 6

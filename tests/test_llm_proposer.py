@@ -19,6 +19,7 @@ import pytest
 
 from inr_tune.errors import ProposalError
 from inr_tune.search import strategies
+from inr_tune.search.budget import Budget
 from inr_tune.search.proposers import (
     LLMProposer,
     NodeNote,
@@ -225,11 +226,11 @@ def test_system_prompt() -> None:
 BATCH_TABLE = """\
 ## Finished batch
 
-| node | parent | mutation | strategy | status | final_r2 | kinograph_R2 | kinograph_SSIM | training_time | verdict | error |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-| 1 | root | (baseline) | baseline | ok | 0.990000 | - | - | - | inconclusive |  |
-| 2 | 1 | omega: 8 -> 12 | exploit | ok | 0.995000 | 0.980000 | 0.9100 | 12.3 s | - |  |
-| 3 | root | lr: 0.0001 -> 0.0002 | exploit | diverged | - | - | - | - | - | boom |
+| node | parent | mutation | strategy | status | holdout_r2 | final_r2 | compression_ratio | baseline_r2 | nines_over_baseline | kinograph_R2 | kinograph_SSIM | training_time | verdict | error |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| 1 | root | (baseline) | baseline | ok | - | 0.990000 | - | - | - | - | - | - | inconclusive |  |
+| 2 | 1 | omega: 8 -> 12 | exploit | ok | - | 0.995000 | - | - | - | 0.980000 | 0.9100 | 12.3 s | - |  |
+| 3 | root | lr: 0.0001 -> 0.0002 | exploit | diverged | - | - | - | - | - | - | - | - | - | boom |
 
 Computed comparisons:
 - node 1: baseline R² 0.990000
@@ -250,8 +251,10 @@ def test_batch_prompt() -> None:
     text = render_batch(_prompt_state(user_input="Try a lower lr, please."), 3, [2])
     assert text.startswith(
         "# Block 1: 4 of 8 trials added so far\n\nField: F; frames: 400\n"
-        "Quality classes (final_r2): excellent > 0.995, good ≥ 0.99, moderate ≥ 0.9, poor below\n"
-        "Reward: nines; ucb_c: 1.414\n\n## Memory (memory.md)\n\n# Memory\nprinciple: wider helps F\n"
+        "Quality classes (holdout_r2, the R² on held-out frames never trained on; final_r2 when "
+        "none are held out): excellent > 0.995, good ≥ 0.99, moderate ≥ 0.9, poor below\n"
+        "Reward: nines; ucb_c: 1.414\nSize budget: none\n\n## Memory (memory.md)\n\n# Memory\n"
+        "principle: wider helps F\n"
     )
     assert BATCH_TABLE in text
     assert BATCH_UCB in text
@@ -394,6 +397,7 @@ BAD = {
     "seed-outside-robustness": (item(2, "seed", 5), "robustness-test"),
     "bad-strategy": (item(2, "lr", 2e-4, strategy="yolo"), "unknown strategy 'yolo'"),
     "empty-hypothesis": (item(2, "lr", 2e-4, hypothesis="  "), "hypothesis is empty"),
+    "over-budget": (item(2, "hidden_dim", 1280), "under the size budget min_ratio 5×"),
 }
 
 
@@ -414,6 +418,8 @@ def test_bad_proposal_is_retried_then_replaced(
 ) -> None:
     bad, fragment = BAD[case]
     state = _pinned_state() if case == "pinned" else make_state(two_node_tree(), finished=[1, 2])
+    if case == "over-budget":  # 256×4 siren_txy holds 10.9× of a 400×1800×4 window; 1280: 0.4×
+        state.check_config = Budget("budget", 5.0, 400, 1800, 4).check
     good = item(2, "lr", 5e-5)
     expected = _expected_error(state, bad)
     assert fragment in expected

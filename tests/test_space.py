@@ -42,6 +42,11 @@ def test_shipped_spaces_load(name: str) -> None:
 
 def test_mpm_space_contents(space: SearchSpace) -> None:
     assert space.param("hidden_dim").values == (
+        8,
+        16,
+        24,
+        32,
+        48,
         64,
         96,
         128,
@@ -58,7 +63,14 @@ def test_mpm_space_contents(space: SearchSpace) -> None:
     assert space.param("batch_size").values == (1, 2, 4, 8, 16, 32)
     assert space.param("grad_clip").values == (None, 0.5, 1.0, 2.0)
     assert space.param("points_per_step").values == (None, 256, 512, 1024, 2048, 4096)
-    assert space.param("inr_type").values == ("siren_t", "siren_id", "siren_txy", "ngp")
+    assert space.param("inr_type").values == (
+        "siren_t",
+        "siren_id",
+        "siren_txy",
+        "ngp",
+        "factorized",
+    )
+    assert space.param("rank").values[0] == 2 and space.key_of("rank") == "model.rank"
     lr = space.param("lr")
     assert (lr.low, lr.high, lr.log) == (1e-6, 1e-2, True)
     assert (space.param("omega").low, space.param("omega").high) == (1.0, 200.0)

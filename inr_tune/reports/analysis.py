@@ -18,6 +18,7 @@ from inr_tune.search.tree import Tree
 __all__ = ["CONFIG_KEYS", "config_line", "render_analysis", "write_atomic"]
 
 CONFIG_KEYS = (
+    ("model", "inr_type"),
     ("training", "lr"),
     ("training", "total_steps"),
     ("model", "hidden_dim"),
@@ -27,6 +28,9 @@ CONFIG_KEYS = (
     ("training", "points_per_step"),
     ("model", "t_period"),
     ("model", "xy_period"),
+    ("model", "rank"),
+    ("model", "basis"),
+    ("model", "basis_hidden_dim"),
 )
 PARENT_RULES = {
     "baseline": "the block's starting config, unchanged",
@@ -58,9 +62,21 @@ def _num(value: Any, digits: int = 5) -> str:
     return str(value)
 
 
+def _signed(value: Any) -> str:
+    return f"{value:+.2f}" if isinstance(value, (int, float)) else "nan"
+
+
+FACTORIZED_KEYS = {"rank", "basis", "basis_hidden_dim"}
+
+
 def config_line(config: Mapping[str, Any]) -> str:
     parts = []
+    factorized = config.get("model", {}).get("inr_type") == "factorized"
     for section, key in CONFIG_KEYS:
+        if key in FACTORIZED_KEYS and not factorized:
+            continue
+        if key == "basis_hidden_dim" and config.get("model", {}).get("basis") != "siren":
+            continue
         value = config.get(section, {}).get(key)
         if value is not None:
             parts.append(f"{key}={fmt_value(value)}")
@@ -93,6 +109,7 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
             "Metrics: "
             + ", ".join(
                 [
+                    f"holdout_r2={_num(m.get('holdout_r2'), 6)}",
                     f"final_r2={_num(m.get('final_r2'), 6)}",
                     f"final_mse={_num(m.get('final_mse'))}",
                     f"slope={_num(m.get('slope'), 4)}",
@@ -106,6 +123,13 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
                 ]
             )
         )
+        if m.get("compression_ratio") is not None:
+            lines.append(
+                f"Size: compression_ratio={_num(m.get('compression_ratio'), 4)}, "
+                f"bits_per_value={_num(m.get('bits_per_value'), 3)}, "
+                f"baseline_r2={_num(m.get('baseline_r2'), 6)} ({m.get('baseline_method') or '-'}), "
+                f"nines_over_baseline={_signed(m.get('nines_over_baseline'))}"
+            )
         if m.get("budget_cut"):
             lines.append(f"Budget: cut by training.max_minutes after {m.get('steps_done')} steps")
     else:

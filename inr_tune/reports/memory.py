@@ -21,16 +21,25 @@ MAX_PRINCIPLES = 40
 MAX_QUESTIONS = 20
 
 
+def _ratio(value: Any) -> str:
+    return f"{value:.1f}×" if isinstance(value, (int, float)) else "-"
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.2f}" if isinstance(value, (int, float)) else "-"
+
+
 def _best_row(tree: Tree, e: Mapping[str, Any]) -> str:
     best = tree.get(e.get("best"))
     if best is None:
-        return f"| {e['block']} | {e['field']} | {e['n_frames']} | - | failed | - | - | - | - | - | - | - |"
+        return f"| {e['block']} | {e['field']} | {e['n_frames']} | - | failed | - | - | - | - | - | - | - | - | - |"
     m, cfg = best.metrics or {}, best.config
     model, train = cfg.get("model", {}), cfg.get("training", {})
     minutes = (m.get("training_time") or 0) / 60
     key = (e.get("summary") or "").split(". ")[0][:80]
     return (
         f"| {e['block']} | {e['field']} | {e['n_frames']} | {model.get('inr_type')} | {best.r2:.6f} | "
+        f"{_ratio(m.get('compression_ratio'))} | {_signed(m.get('nines_over_baseline'))} | "
         f"{best.id} | {model.get('hidden_dim')}×{model.get('n_layers')} | {fmt_value(model.get('omega'))} | "
         f"{fmt_value(train.get('lr'))} | {train.get('total_steps')} | {minutes:.1f} | {key} |"
     )
@@ -55,11 +64,11 @@ def render_memory(
         "",
         "## Regime comparison",
         "",
-        "| Block | Field | Frames | Variant | Best R² | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Block | Field | Frames | Variant | Best held-out R² | Ratio | Nines vs baseline | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [_best_row(tree, e) for e in ends] or [
-        "| - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
+        "| - | - | - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
     ]
     lines += (
         ["", "## Principles", ""]

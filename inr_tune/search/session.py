@@ -10,6 +10,7 @@ result. Every decision goes to the journal first; the tree is rebuilt from it on
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from inr_tune.config import Config, parse_set, save_config
 from inr_tune.errors import ConfigError, ProposalError
 from inr_tune.reports.journal import Journal
+from inr_tune.search.budget import Budget
 from inr_tune.search.experiment import BlockSpec, Experiment
 from inr_tune.search.proposers.base import (
     BlockReview,
@@ -35,6 +37,29 @@ from inr_tune.search.verdict import verdict_for
 __all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree"]
 
 FINISHED = "finished"
+
+
+def baseline_metrics(baselines: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``baseline_r2`` (the best classical compressor's R² at the trial's own ratio, on
+    the same frames the trial is judged on), its method, and ``nines_over_baseline``."""
+    if baselines is None:
+        return {}
+    ratio = metrics.get("compression_ratio")
+    held = metrics.get("holdout_r2")
+    r2 = held if isinstance(held, (int, float)) else metrics.get("final_r2")
+    if not isinstance(ratio, (int, float)) or not isinstance(r2, (int, float)):
+        return {}
+    best = baselines.best_at(float(ratio), holdout=isinstance(held, (int, float)))
+    if best is None:
+        return {"baseline_r2": None, "baseline_method": None, "nines_over_baseline": None}
+    base_r2, method = best
+    from inr_tune.baselines import nines
+
+    return {
+        "baseline_r2": base_r2,
+        "baseline_method": method,
+        "nines_over_baseline": nines(float(r2)) - nines(base_r2),
+    }
 
 
 def replay_tree(events: list[dict[str, Any]]) -> Tree:
@@ -113,8 +138,12 @@ class BlockSession:
         root_config: Config,
         ucb_c: float,
         overlap: bool = False,
+        budget: Budget | None = None,
+        baselines: Any = None,
     ) -> None:
         self.ctx = ctx
+        self.budget = budget
+        self.baselines = baselines  # inr_tune.baselines.Baselines of this block's window
         self.overlap = overlap
         self._pending_call: concurrent.futures.Future[Any] | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -147,6 +176,43 @@ class BlockSession:
         enough = len(nodes) >= self.ctx.n_iter or self.exhausted
         return enough and not any(n.pending for n in nodes)
 
+    @property
+    def reward(self) -> str:
+        """The node reward: ``pareto`` under that objective, else the run's reward."""
+        if self.budget is not None and self.budget.objective == "pareto":
+            return "pareto"
+        return self.ctx.reward
+
+    def check(self, cfg: Config) -> str | None:
+        """Why ``cfg`` may not run (GPU fit, size budget), or None."""
+        problem = self.ctx.check_config(cfg)
+        if problem is None and self.budget is not None:
+            problem = self.budget.check(cfg)
+        return problem
+
+    def _apply_user_budget(self) -> None:
+        """``set search.min_ratio=…`` / ``set search.objective=…`` in user_input.md."""
+        if self.budget is None:
+            return
+        changes = {
+            k.split(".")[1]: v
+            for k, v in self.ctx.pinned.items()
+            if k in ("search.min_ratio", "search.objective")
+        }
+        if not changes:
+            return
+        try:
+            checked = self.root_config.replace(search=changes).search
+        except ConfigError as err:
+            self.ctx.log("user_input_refused", block=self.block, error=str(err))
+            return
+        new = dataclasses.replace(
+            self.budget, objective=checked.objective, min_ratio=checked.min_ratio
+        )
+        if new != self.budget:
+            self.budget = new
+            self.ctx.log("budget_changed", block=self.block, budget=new.describe())
+
     def state(self, finished: list[int]) -> SearchState:
         exp = self.ctx.experiment
         return SearchState(
@@ -158,7 +224,7 @@ class BlockSession:
             field=self.spec.field,
             n_frames=self.spec.n_frames,
             ucb_c=self.ucb_c,
-            reward=self.ctx.reward,
+            reward=self.reward,
             classes=exp.classes,
             pinned=dict(self.ctx.pinned),
             finished=sorted(finished),
@@ -167,6 +233,11 @@ class BlockSession:
             brief=exp.brief + ("\n\n" + exp.knowledge if exp.knowledge else ""),
             root_config=self.root_config,
             rules=list(self.ctx.rules),
+            check_config=self.check,
+            budget=self.budget.describe() if self.budget is not None else "",
+            min_ratio=self.budget.min_ratio if self.budget and self.budget.active else None,
+            size=self.budget.params if self.budget is not None else None,
+            size_values=self.budget.n_values if self.budget is not None else 0,
         )
 
     # ------------------------------------------------------------------ trials
@@ -206,6 +277,7 @@ class BlockSession:
         new_text = self.ctx.read_user_input()
         if new_text:
             self.user_text = new_text
+            self._apply_user_budget()
         finished, self._finished_since = self._finished_since, []
         return self.state(finished), n_slots, new_text
 
@@ -275,9 +347,6 @@ class BlockSession:
         for p in proposals:
             try:
                 child, changes = check_proposal(state, p, taken=taken)
-                problem = self.ctx.check_config(child)
-                if problem:
-                    raise ProposalError(problem)
             except ProposalError as err:
                 self.ctx.log(
                     "proposal_rejected",
@@ -306,11 +375,12 @@ class BlockSession:
     def complete(
         self, node_id: int, status: str, metrics: dict[str, Any], error: str | None
     ) -> Node:
-        """Record a trial's result and its computed verdict."""
+        """Record a trial's result (beside the baselines at its ratio) and its verdict."""
+        metrics = {**metrics, **baseline_metrics(self.baselines, metrics)}
         self.ctx.log("node_completed", node_id=node_id, status=status, metrics=metrics, error=error)
         node = self.tree.complete(node_id, status, metrics, error)
         verdict = verdict_for(self.tree, node_id)
-        scores = self.tree.ucb_scores(self.block, self.ucb_c, self.ctx.reward)
+        scores = self.tree.ucb_scores(self.block, self.ucb_c, self.reward)
         next_parent = scores[0].node.id if scores else None
         self.ctx.log("node_noted", node_id=node_id, verdict=verdict, next_parent=next_parent)
         self.tree.note(node_id, verdict=verdict)

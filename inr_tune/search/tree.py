@@ -32,6 +32,8 @@ __all__ = [
     "Tree",
     "UCBScore",
     "format_ucb_scores",
+    "pareto_front",
+    "pareto_shares",
     "reward_of",
 ]
 
@@ -45,7 +47,7 @@ PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED = (
 STATUSES = (PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED)
 HAS_R2 = (OK, EARLY_STOPPED)  # statuses whose final_r2 counts
 EXPECTS = ("improve", "worsen", "same", None)
-REWARDS = ("r2", "nines")
+REWARDS = ("r2", "nines", "pareto")
 NINES_CAP = 6.0  # nines reward saturates at R² = 1 − 1e-6
 
 EVENT_ADDED, EVENT_COMPLETED, EVENT_NOTED = "node_added", "node_completed", "node_noted"
@@ -62,7 +64,9 @@ def reward_of(r2: float | None, kind: str = "nines") -> float:
 
     ``r2``: R² clipped to [0, 1] (the older tools' choice). ``nines``:
     min(−log10(1 − R²), 6) / 6, so 0.99 → 0.333, 0.999 → 0.5, 0.9999 → 0.667: it keeps
-    separating configs above 0.999, where R² differences shrink to 1e-4.
+    separating configs above 0.999, where R² differences shrink to 1e-4. ``pareto`` is a
+    property of a node among its block (``Tree.ucb_scores``); for one node alone it is
+    the nines reward.
     """
     if kind not in REWARDS:
         raise ValueError(f"unknown reward {kind!r}; allowed: {', '.join(REWARDS)}")
@@ -71,6 +75,7 @@ def reward_of(r2: float | None, kind: str = "nines") -> float:
         return 0.0
     if kind == "r2":
         return min(value, 1.0)
+    kind = "nines"
     if value >= 1.0:
         return 1.0
     return min(-math.log10(1.0 - value), NINES_CAP) / NINES_CAP
@@ -117,14 +122,22 @@ class Node:
 
     @property
     def r2(self) -> float | None:
-        """final_r2 of an ok or early-stopped node; None when pending, failed or missing.
+        """The R² a node is judged by: ``holdout_r2`` (frames it never trained on) when the
+        trial held frames out, else ``final_r2``; None when pending, failed or missing.
 
-        An early-stopped node's ``metrics["final_r2"]`` is its last reported R² (the trial
+        Reward, verdicts, the best node and the Pareto front all read this. An
+        early-stopped node's ``metrics["final_r2"]`` is its last reported R² (the trial
         evaluates before it stops), so it is scored like a finished one.
         """
         if self.status not in HAS_R2:
             return None
-        return _finite(self.metrics.get("final_r2"))
+        held = _finite(self.metrics.get("holdout_r2"))
+        return held if held is not None else _finite(self.metrics.get("final_r2"))
+
+    @property
+    def ratio(self) -> float | None:
+        """compression_ratio of a finished node (None when unknown)."""
+        return _finite(self.metrics.get("compression_ratio"))
 
     def reward(self, kind: str = "nines") -> float:
         """Q of this node: ``reward_of(r2)``; 0 for failed, diverged or pending nodes."""
@@ -340,6 +353,10 @@ class Tree:
     def ucb_scores(self, block: int, c: float = 1.414, reward: str = "nines") -> list[UCBScore]:
         """UCB(k) = Q_k + c·√(ln N / n_k) for every finished node k of ``block``.
 
+        Q_k = ``node.reward(reward)``; with ``reward="pareto"`` Q_k is the node's share of
+        the block's Pareto front (``pareto_shares``) over the largest share (the front's
+        biggest contributor gets 1, a dominated node 0).
+
         N = nodes of the block (finished + pending); n_k = 1 + descendants of k in the block,
         pending ones included (a pending child is a descendant and counts once), so a node
         picked for an in-flight trial scores lower for the next pick. Sorted by UCB
@@ -348,12 +365,16 @@ class Tree:
         members = self.block_nodes(block)
         big_n = len(members)
         log_n = math.log(big_n) if big_n > 0 else 0.0
+        shares = pareto_shares(members) if reward == "pareto" else {}
+        top = max(shares.values(), default=0.0)
+        shares = {k: v / top for k, v in shares.items()} if top > 0 else shares
         out = []
         for node in members:
             if node.pending:
                 continue
             visits = 1 + sum(1 for d in self.descendants(node.id) if d.block == block)
-            ucb = node.reward(reward) + c * math.sqrt(log_n / visits)
+            q = shares.get(node.id, 0.0) if reward == "pareto" else node.reward(reward)
+            ucb = q + c * math.sqrt(log_n / visits)
             out.append(UCBScore(node, ucb, visits))
         out.sort(key=lambda s: (-s.ucb, s.node.id))
         return out
@@ -398,6 +419,48 @@ class Tree:
         for event in events:
             tree.apply_event(event)
         return tree
+
+
+def pareto_front(nodes: Iterable[Node]) -> list[Node]:
+    """Nodes not dominated in (compression_ratio ↑, R² ↑), by ratio ascending.
+
+    A node is dominated when another has a ratio ≥ and an R² ≥ (one of them strictly).
+    Nodes without both numbers are left out.
+    """
+    scored = [n for n in nodes if n.r2 is not None and n.ratio is not None]
+    scored.sort(key=lambda n: (-n.ratio, -n.r2, n.id))  # type: ignore[operator]
+    front: list[Node] = []
+    best = -math.inf
+    for n in scored:  # ratio descending: keep each node that beats every more compressed one
+        if n.r2 > best:  # type: ignore[operator]
+            front.append(n)
+            best = n.r2  # type: ignore[assignment]
+    return front[::-1]
+
+
+def pareto_shares(nodes: Iterable[Node]) -> dict[int, float]:
+    """Each front node's exclusive share of the front's hypervolume, in [0, 1].
+
+    The area is taken in (log10 ratio, nines-reward) space above the reference point
+    (ratio 1, R² 0): a node's share is the area only it dominates, divided by the whole
+    front's area. Nodes off the front get 0.
+    """
+    front = pareto_front(nodes)  # ratio ascending, R² descending
+    if not front:
+        return {}
+    xs = [max(0.0, math.log10(n.ratio)) for n in front]  # type: ignore[arg-type]
+    ys = [reward_of(n.r2, "nines") for n in front]
+    total = 0.0
+    for i in range(len(front)):  # staircase: x from the previous corner to this one
+        total += (xs[i] - (xs[i - 1] if i else 0.0)) * ys[i]
+    if total <= 0:
+        return {n.id: 1.0 / len(front) for n in front}
+    out = {}
+    for i, n in enumerate(front):
+        left = xs[i - 1] if i else 0.0
+        below = ys[i + 1] if i + 1 < len(front) else 0.0
+        out[n.id] = (xs[i] - left) * (ys[i] - below) / total
+    return out
 
 
 def format_ucb_scores(scores: Iterable[UCBScore]) -> str:

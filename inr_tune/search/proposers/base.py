@@ -8,6 +8,7 @@ and adds the accepted ones to the tree as pending nodes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +103,12 @@ class SearchState:
     brief: str = ""
     root_config: Config  # the block's starting config
     rules: list[str] = field(default_factory=list)  # the run's own added rules
+    # None when a config may run, else why not (size budget, GPU memory); see budget.py
+    check_config: Callable[[Config], str | None] | None = None
+    budget: str = ""  # the size budget in words, for prompts
+    min_ratio: float | None = None  # the active size budget (None: size ignored)
+    size: Callable[[Config], int] | None = None  # trainable parameters of a config
+    size_values: int = 0  # values of the window (ratio = size_values / size(config))
 
     def triggers(
         self, tree: Tree | None = None, taken: set[str] | None = None
@@ -139,8 +146,9 @@ def check_proposal(
     """Validate a proposal; return the child Config and ``{param: (old, new)}``.
 
     Checks the strategy name, ``expect``, that the parent is a finished node of this block
-    (or None), the mutation (``SearchSpace.validate``: one param, type, range, pins) and
-    that the child config was not tried before. ``tree`` defaults to ``state.tree``;
+    (or None), the mutation (``SearchSpace.validate``: one param, type, range, pins), the
+    state's ``check_config`` (size budget, GPU fit) and that the child config was not
+    tried before. ``tree`` defaults to ``state.tree``;
     ``taken`` (from ``taken_configs``) may be passed to save recomputing it.
     Raises ProposalError with a one-line reason.
     """
@@ -187,6 +195,10 @@ def check_proposal(
         child, changes = state.space.mutate(
             base, proposal.mutation, state.pinned, strategy=proposal.strategy
         )
+    if state.check_config is not None:
+        problem = state.check_config(child)
+        if problem:
+            raise ProposalError(problem)
     taken = taken_configs(tree) if taken is None else taken
     key = config_key(child)
     if key in taken:

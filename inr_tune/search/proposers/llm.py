@@ -280,9 +280,10 @@ def _node_table(nodes: list[Node]) -> str:
     if not nodes:
         return "(none: no trial has finished since the last call)"
     head = (
-        "| node | parent | mutation | strategy | status | final_r2 | kinograph_R2 "
+        "| node | parent | mutation | strategy | status | holdout_r2 | final_r2 "
+        "| compression_ratio | baseline_r2 | nines_over_baseline | kinograph_R2 "
         "| kinograph_SSIM | training_time | verdict | error |\n"
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     rows = []
     for n in nodes:
@@ -290,7 +291,9 @@ def _node_table(nodes: list[Node]) -> str:
         secs = _metric(m, "training_time", ".1f")
         rows.append(
             f"| {n.id} | {'root' if n.parent is None else n.parent} | {_cell(_mutation(n))} "
-            f"| {n.strategy} | {n.status} | {_metric(m, 'final_r2', '.6f')} "
+            f"| {n.strategy} | {n.status} | {_metric(m, 'holdout_r2', '.6f')} "
+            f"| {_metric(m, 'final_r2', '.6f')} | {_metric(m, 'compression_ratio', '.1f')} "
+            f"| {_metric(m, 'baseline_r2', '.6f')} | {_metric(m, 'nines_over_baseline', '+.2f')} "
             f"| {_metric(m, 'kinograph_R2', '.6f')} | {_metric(m, 'kinograph_SSIM', '.4f')} "
             f"| {secs if secs == '-' else secs + ' s'} "
             f"| {n.verdict or '-'} | {_cell(n.error or '')} |"
@@ -407,6 +410,12 @@ def render_batch(state: SearchState, n_slots: int, image_nodes: list[int] | None
         classes=_classes(state.classes),
         reward=state.reward,
         ucb_c=fmt_value(state.ucb_c),
+        budget=(state.budget or "none")
+        + (
+            "; a config under it is refused before it runs, so keep every proposal inside it"
+            if state.budget and "≥" in state.budget
+            else ""
+        ),
         memory=state.memory.strip() or "(empty)",
         root=", ".join(f"{k}={fmt_value(v)}" for k, v in _space_values(state.space, root).items()),
         finished=_node_table(finished),

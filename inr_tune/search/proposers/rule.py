@@ -351,6 +351,9 @@ class RuleProposer(Proposer):
             )
             if self._commit(state, scratch, taken, baseline) is not None:
                 batch.proposals.append(baseline)
+        grow = self._fill_budget(state, scratch, taken)
+        if grow is not None and len(batch.proposals) < n_slots:
+            batch.proposals.append(grow)
         used = {n.mutated for n in scratch.block_nodes(state.block) if n.mutated}
         ranked = sorted(self._free_params(state), key=lambda p: (-p.weight, rng.random(), p.name))
         for p in ranked:
@@ -372,6 +375,50 @@ class RuleProposer(Proposer):
             if proposal is not None:
                 batch.proposals.append(proposal)
                 used.add(p.name)
+
+    def _fill_budget(
+        self, state: SearchState, scratch: Tree, taken: dict[str, int]
+    ) -> Proposal | None:
+        """A root far inside the size budget (ratio ≥ 1.5 × min_ratio) gets one opening move
+        that adds the most parameters while staying inside it (one step of a size param:
+        width, depth, rank, …); later exploits keep going that way while it helps."""
+        from inr_tune.search.budget import SIZE_KEYS
+
+        if state.size is None or state.min_ratio is None or state.check_config is None:
+            return None
+        root = state.root_config
+        n_values = state.size_values
+        if n_values / max(1, state.size(root)) < 1.5 * state.min_ratio:
+            return None
+        pinned = set(state.pinned)
+        best: tuple[int, str, Any] | None = None
+        for p in self._free_params(state):
+            if p.key not in SIZE_KEYS or p.key in pinned:
+                continue
+            for v in p.step(root.get(p.key), +1):
+                try:
+                    child = state.space.apply(root, {p.name: v})
+                except ProposalError:
+                    continue
+                if state.check_config(child) is None and config_key(child) not in taken:
+                    size = state.size(child)
+                    if best is None or size > best[0]:
+                        best = (size, p.name, v)
+        if best is None:
+            return None
+        _, name, value = best
+        ratio = n_values / max(1, state.size(root))
+        return self._try(
+            state,
+            scratch,
+            taken,
+            None,
+            iter([(name, value)]),
+            "explore",
+            f"Fill the size budget (the root holds {ratio:.0f}×, the budget allows "
+            f"{fmt_value(state.min_ratio)}×)",
+            "improve",
+        )
 
     def _exploit(
         self,
