@@ -127,9 +127,7 @@ def comparison_sentence(
     verdict = "ahead by" if gap > 0 else "behind by"
     if abs(gap) < 0.005:
         verdict = "level, within"
-    text += (
-        f"; {base[1]} at {ratio:.0f}×: {fmt_r2(base[0])} — the INR is {verdict} {abs(gap):.2f} nines"
-    )
+    text += f"; {base[1]} at {ratio:.0f}×: {fmt_r2(base[0])} — the INR is {verdict} {abs(gap):.2f} nines"
     if reads_positions(best.config):
         text += " (it also reads the particle positions stored with the data, not counted)"
     return text
