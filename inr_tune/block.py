@@ -324,8 +324,8 @@ def init_ray(address: str | None) -> tuple[int, int]:
                     ray.init(address=address, **kwargs)
             except (ConnectionError, RuntimeError) as err:
                 raise InrTuneError(_join_error(address, err)) from None
-        else:
-            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+        else:  # always a new local instance, never a cluster found through Ray's address file
+            ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
     res = ray.cluster_resources()
     return int(res.get("CPU", 1)), int(res.get("GPU", 0))
 
@@ -586,7 +586,7 @@ def block_baselines(dataset: str, root: Config, run_dir: Path, windows: list[Any
 
 
 def report_fidelity(
-    run_dir: Path, nodes: list[Any], baselines: Any, budget: Any, title: str
+    run_dir: Path, nodes: list[Any], baselines: Any, budget: Any, title: str, tb: bool = True
 ) -> str:
     """Print the Pareto front beside the baselines and the comparison sentence; save
     pareto.png (and the same figure in TensorBoard under trials/pareto)."""
@@ -600,6 +600,8 @@ def report_fidelity(
     print(sentence)
     fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
     fig.savefig(run_dir / "pareto.png", dpi=90)
+    if not tb:  # trials live in an object store: nothing else goes under trials/ here
+        return sentence
     with contextlib.suppress(Exception):  # TensorBoard is a convenience copy
         from torch.utils.tensorboard import SummaryWriter
 
@@ -786,7 +788,12 @@ def main(argv: list[str] | None = None) -> int:
         reports.write(ctx, index, ucb_c, tree_png=True)
         sentences.append(
             report_fidelity(
-                run_dir, tree.block_nodes(index), baselines, session.budget, f"block {index}"
+                run_dir,
+                tree.block_nodes(index),
+                baselines,
+                session.budget,
+                f"block {index}",
+                tb=storage.url is None,
             )
         )
         storage.upload_reports()
