@@ -548,68 +548,6 @@ def memory_check(
     return check
 
 
-# ----------------------------------------------------------------------------- budget
-def block_budget(root: Config, spec: Any, ds: Any) -> Any:
-    """The size budget of a block: the root config's search section on the block's window."""
-    from inr_tune.search.budget import Budget
-
-    return Budget(
-        root.search.objective,
-        root.search.min_ratio,
-        spec.n_frames,
-        ds.n_points,
-        len(ds.components[spec.field]),
-    )
-
-
-def block_baselines(dataset: str, root: Config, run_dir: Path, windows: list[Any]) -> Any:
-    """PCA/ZFP/SZ3 curves of the block's window (cached per dataset hash and window);
-    None, with the reason printed, when they cannot be computed: the block still runs."""
-    from inr_tune.baselines import load_or_compute
-    from inr_tune.reports.pareto import write_baselines_csv
-
-    d = root.data
-    t0 = time.perf_counter()
-    try:
-        baselines = load_or_compute(dataset, d.field, d.n_frames, d.offset, d.holdout)
-    except Exception as err:  # a baseline must never stop the search
-        print(f"  baselines unavailable: {type(err).__name__}: {err}")
-        return None
-    missing = "; ".join(f"{m} unavailable ({why})" for m, why in baselines.unavailable.items())
-    print(
-        f"  baselines (PCA, ZFP, SZ3) of {d.field}@{d.n_frames}: {len(baselines.points)} points "
-        f"in {time.perf_counter() - t0:.1f} s" + (f"; {missing}" if missing else "")
-    )
-    windows.append((d.field, d.n_frames, baselines))
-    write_baselines_csv(windows, run_dir / "baselines.csv")
-    return baselines
-
-
-def report_fidelity(
-    run_dir: Path, nodes: list[Any], baselines: Any, budget: Any, title: str, tb: bool = True
-) -> str:
-    """Print the Pareto front beside the baselines and the comparison sentence; save
-    pareto.png (and the same figure in TensorBoard under trials/pareto)."""
-    from inr_tune.reports.pareto import comparison_sentence, format_front, pareto_figure
-
-    holdout = any(n.metrics.get("holdout_r2") is not None for n in nodes)
-    label = "held-out R²" if holdout else "R²"
-    min_ratio = budget.min_ratio if budget is not None and budget.active else None
-    print(format_front(nodes, baselines, label))
-    sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label)
-    print(sentence)
-    fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
-    fig.savefig(run_dir / "pareto.png", dpi=90)
-    if not tb:  # trials live in an object store: nothing else goes under trials/ here
-        return sentence
-    with contextlib.suppress(Exception):  # TensorBoard is a convenience copy
-        from torch.utils.tensorboard import SummaryWriter
-
-        with SummaryWriter(str(run_dir / "trials" / "pareto")) as writer:
-            writer.add_figure("pareto", fig, global_step=len(nodes), close=False)
-    return sentence
-
-
 # ----------------------------------------------------------------------------- driver
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -620,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
     from inr_tune.data.defaults import ensure_default_dataset
     from inr_tune.data.store import open_dataset
     from inr_tune.reports.journal import Journal
-    from inr_tune.search.budget import fit_root
+    from inr_tune.reports.pareto import block_baselines, report_fidelity
+    from inr_tune.search.budget import block_budget, fit_root
     from inr_tune.search.experiment import load_experiment
     from inr_tune.search.session import BlockSession, RunContext, replay_tree
     from inr_tune.search.storage import resolve_storage

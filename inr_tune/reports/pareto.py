@@ -9,9 +9,12 @@ matplotlib ``Figure``: nothing here changes the caller's matplotlib backend.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from inr_tune.search.tree import Node, pareto_front
@@ -20,11 +23,13 @@ __all__ = [
     "POSITION_VARIANTS",
     "baseline_at",
     "best_in_budget",
+    "block_baselines",
     "comparison_sentence",
     "fmt_r2",
     "format_front",
     "pareto_figure",
     "reads_positions",
+    "report_fidelity",
     "write_baselines_csv",
 ]
 
@@ -175,7 +180,6 @@ def write_baselines_csv(windows: list[tuple[str, int, Any]], path: Any) -> None:
     """``baselines.csv`` of a run: every window's baseline points, with field and frames."""
     import csv
     import io
-    from pathlib import Path
 
     rows = []
     for field, n_frames, baselines in windows:
@@ -191,3 +195,49 @@ def write_baselines_csv(windows: list[tuple[str, int, Any]], path: Any) -> None:
     tmp = p.with_name(f".{p.name}.tmp")
     tmp.write_text(buf.getvalue())
     tmp.replace(p)
+
+
+def block_baselines(dataset: str, root: Any, run_dir: Path, windows: list[Any]) -> Any:
+    """PCA/ZFP/SZ3 curves of the block's window (cached per dataset hash and window),
+    added to ``windows`` and to ``baselines.csv``; None, with the reason printed, when they
+    cannot be computed: the block still runs."""
+    from inr_tune.baselines import load_or_compute
+
+    d = root.data
+    t0 = time.perf_counter()
+    try:
+        baselines = load_or_compute(dataset, d.field, d.n_frames, d.offset, d.holdout)
+    except Exception as err:  # a baseline must never stop the search
+        print(f"  baselines unavailable: {type(err).__name__}: {err}")
+        return None
+    missing = "; ".join(f"{m} unavailable ({why})" for m, why in baselines.unavailable.items())
+    print(
+        f"  baselines (PCA, ZFP, SZ3) of {d.field}@{d.n_frames}: {len(baselines.points)} points "
+        f"in {time.perf_counter() - t0:.1f} s" + (f"; {missing}" if missing else "")
+    )
+    windows.append((d.field, d.n_frames, baselines))
+    write_baselines_csv(windows, run_dir / "baselines.csv")
+    return baselines
+
+
+def report_fidelity(
+    run_dir: Path, nodes: list[Node], baselines: Any, budget: Any, title: str, tb: bool = True
+) -> str:
+    """Print the Pareto front beside the baselines and the comparison sentence; save
+    pareto.png, and the same figure in TensorBoard under trials/pareto when ``tb``."""
+    holdout = any(n.metrics.get("holdout_r2") is not None for n in nodes)
+    label = "held-out R²" if holdout else "R²"
+    min_ratio = budget.min_ratio if budget is not None and budget.active else None
+    print(format_front(nodes, baselines, label))
+    sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label)
+    print(sentence)
+    fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
+    fig.savefig(run_dir / "pareto.png", dpi=90)
+    if not tb:  # trials live in an object store: nothing else goes under trials/ here
+        return sentence
+    with contextlib.suppress(Exception):  # TensorBoard is a convenience copy
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(run_dir / "trials" / "pareto")) as writer:
+            writer.add_figure("pareto", fig, global_step=len(nodes), close=False)
+    return sentence

@@ -22,7 +22,7 @@ from inr_tune.config import Config
 from inr_tune.errors import ConfigError
 from inr_tune.search.space import SearchSpace, fmt_value
 
-__all__ = ["SIZE_KEYS", "Budget", "fit_root"]
+__all__ = ["SIZE_KEYS", "Budget", "block_budget", "fit_root"]
 
 #: Config keys whose smaller values give a smaller model (stepped down by ``fit_root``).
 SIZE_KEYS = (
@@ -181,4 +181,16 @@ def fit_root(cfg: Config, space: SearchSpace, budget: Budget) -> tuple[Config, l
         f"no config of the search space reaches the size budget min_ratio "
         f"{fmt_value(budget.min_ratio)}×: the most compressed ({best_desc}) reaches "
         f"{best_ratio:.1f}×; lower --min-ratio or use --objective r2"
+    )
+
+
+def block_budget(root: Config, spec: Any, ds: Any) -> Budget:
+    """The size budget of a block: the root config's search section on the block's window
+    (``spec``: field and n_frames; ``ds``: the open dataset)."""
+    return Budget(
+        root.search.objective,
+        root.search.min_ratio,
+        spec.n_frames,
+        ds.n_points,
+        len(ds.components[spec.field]),
     )
