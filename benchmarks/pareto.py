@@ -231,7 +231,7 @@ def read_row(out: Path, field: str, frames: int, budget: float) -> dict[str, Any
     """The row of a finished run: best INR in the budget and the baselines at its ratio."""
     from inr_tune.baselines import load_or_compute, nines
     from inr_tune.reports.journal import read_events
-    from inr_tune.reports.pareto import baseline_at, best_in_budget
+    from inr_tune.reports.pareto import baseline_at, best_in_budget, reads_positions
     from inr_tune.search.session import replay_tree
 
     events = read_events(out / "journal.jsonl")
@@ -253,6 +253,8 @@ def read_row(out: Path, field: str, frames: int, budget: float) -> dict[str, Any
         status="ok",
         node=best.id,
         variant=best.config["model"]["inr_type"],
+        basis=best.config["model"].get("basis"),
+        reads_positions=reads_positions(best.config),
         ratio=ratio,
         inr_r2=r2,
         inr_final_r2=m.get("final_r2"),
@@ -332,7 +334,10 @@ def table(rows: list[dict[str, Any]]) -> str:
             error = str(r.get("error") or r["status"]).replace("|", "\\|")
             cells += [f"**{r['status']}**: {error}", *["–"] * 8]
         else:
-            variant = r["variant"] + ("†" if r["variant"] in _position_variants() else "")
+            variant = r["variant"] + (
+                f" ({r['basis']} basis)" if r.get("basis") and r["variant"] == "factorized" else ""
+            )
+            variant += "†" if r.get("reads_positions") else ""
             best = "–"
             if r.get("best_baseline"):
                 best = f"{r['best_baseline']} ({fmt_r2(r.get('best_baseline_r2'))})"
@@ -410,7 +415,7 @@ def markdown(
         f"behind in {counts['behind']}, level in {counts['level']}; "
         f"{len(rows) - scored} row(s) without a comparison.",
     ]
-    if any(r.get("variant") in _position_variants() for r in rows):
+    if any(r.get("reads_positions") for r in rows):
         lines.append(
             "\n† this variant also reads the particle positions stored with the data to decode; "
             "the ratio does not count them, the baselines need nothing else."
@@ -418,12 +423,6 @@ def markdown(
     if unavailable:
         lines.append("\nBaselines unavailable: " + " | ".join(unavailable))
     return "\n".join(lines) + "\n"
-
-
-def _position_variants() -> tuple[str, ...]:
-    from inr_tune.reports.pareto import POSITION_VARIANTS
-
-    return tuple(POSITION_VARIANTS)
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
