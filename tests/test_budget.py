@@ -53,6 +53,24 @@ def test_fit_root_shrinks_then_switches_variant_then_refuses() -> None:
         fit_root(wide, space, _budget(1e9))
 
 
+def _state(space, root, budget: Budget) -> SearchState:
+    """A block-start state of F@400 under ``budget``, as the session builds it."""
+    return SearchState(
+        tree=Tree(),
+        space=space,
+        block=1,
+        iter_in_block=0,
+        n_iter_block=8,
+        field="F",
+        n_frames=400,
+        root_config=root,
+        check_config=budget.check,
+        min_ratio=budget.min_ratio,
+        size=budget.params,
+        size_values=budget.n_values,
+    )
+
+
 def test_a_proposal_under_the_budget_is_refused_with_its_reason() -> None:
     exp = load_experiment("mpm")
     root = load_config(
@@ -60,17 +78,7 @@ def test_a_proposal_under_the_budget_is_refused_with_its_reason() -> None:
     )
     budget = _budget(60)
     assert budget.check(root) is None
-    state = SearchState(
-        tree=Tree(),
-        space=exp.space,
-        block=1,
-        iter_in_block=0,
-        n_iter_block=4,
-        field="F",
-        n_frames=400,
-        root_config=root,
-        check_config=budget.check,
-    )
+    state = _state(exp.space, root, budget)
     with pytest.raises(ProposalError, match="under the size budget"):
         check_proposal(state, Proposal(None, {"hidden_dim": 1024}, "exploit", "wider"))
     child, _ = check_proposal(state, Proposal(None, {"hidden_dim": 64}, "exploit", "narrower"))
@@ -191,20 +199,7 @@ def test_the_rule_proposer_fills_a_budget_with_room() -> None:
     root = exp.root_config(BlockSpec("F", 400), gpu=False)  # factorized table, rank 6: 63×
     for min_ratio, grows in ((20, True), (50, False)):
         budget = _budget(min_ratio)
-        state = SearchState(
-            tree=Tree(),
-            space=exp.space,
-            block=1,
-            iter_in_block=0,
-            n_iter_block=8,
-            field="F",
-            n_frames=400,
-            root_config=root,
-            check_config=budget.check,
-            min_ratio=min_ratio,
-            size=budget.params,
-            size_values=budget.n_values,
-        )
+        state = _state(exp.space, root, budget)
         batch = RuleProposer(seed=0).propose(state, 4)
         fills = [p for p in batch.proposals if p.hypothesis.startswith("Fill the size budget")]
         assert bool(fills) == grows
