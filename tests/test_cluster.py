@@ -185,3 +185,18 @@ def test_a_driver_with_the_wrong_token_is_refused_in_one_line(tmp_path: Path) ->
         "RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN (see docker/README.md)"
     ]
     assert not out.exists()
+
+
+def test_block_without_address_ignores_a_cluster_on_the_machine(cluster, tmp_path: Path) -> None:
+    """A cluster started on this machine for something else (its address file is where
+    ray.init() auto-detection looks) must not be joined: without --address the block
+    starts its own local instance. It used to crash in ray.init with a ValueError."""
+    dataset = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=40, n_points=50)
+    sets = [*TINY, f"data.path={dataset}", "training.total_steps=48"]
+    out = tmp_path / "run"
+    r = run_block(*block_args("--out", str(out), sets=sets, iterations=2, parallel=2))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    cpus = os.cpu_count() or 1
+    assert f"on {cpus} CPU" in r.stdout  # the local instance, not the 4-CPU cluster
+    assert len(completed(out)) == 2
