@@ -582,11 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     storage = resolve_storage(opts.get("storage"), run_dir)
     cpus, gpus = init_ray(opts["address"])  # before the run directory: a refused join leaves none
     for spec in blocks:  # a budget no config of the space can meet: one line, no run directory
-        fit_root(
-            exp.root_config(spec, gpu=bool(gpus), sets=opts["set"]),
-            exp.space,
-            block_budget(exp.root_config(spec, gpu=bool(gpus), sets=opts["set"]), spec, ds),
-        )
+        start = exp.root_config(spec, gpu=bool(gpus), sets=opts["set"])
+        fit_root(start, exp.space, block_budget(start, spec, ds))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
     journal = Journal(run_dir / "journal.jsonl")

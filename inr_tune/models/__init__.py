@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from inr_tune.models.ngp import HashGridEncoding, NGPField
 from inr_tune.models.siren import OUTPUT_INITS, SineLayer, Siren
+from inr_tune.models.size import count_params
 from inr_tune.models.variants import (
     BASIS_TYPES,
     INR_TYPES,
@@ -20,7 +21,6 @@ from inr_tune.models.variants import (
     SirenTXYField,
     Standardizer,
     build_model,
-    count_params,
     encode_inputs,
     encode_space,
     encode_time,

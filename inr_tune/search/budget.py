@@ -58,7 +58,8 @@ class Budget:
         return self.n_frames * self.n_points * self.n_components
 
     def params(self, cfg: Config) -> int:
-        from inr_tune.models.variants import FieldSpec, count_params
+        from inr_tune.models.size import count_params
+        from inr_tune.models.variants import FieldSpec
 
         spec = FieldSpec(self.n_frames, self.n_points, self.n_components)
         return int(count_params(cfg.model, spec))

@@ -69,7 +69,8 @@ def estimate_memory(cfg: Config, n_frames: int, n_points: int, n_components: int
     for the gradient, per sample point); the window and positions on the device; plus a
     fixed 300 MiB for the CUDA context and allocator slack.
     """
-    from inr_tune.models.variants import FieldSpec, count_params
+    from inr_tune.models.size import count_params
+    from inr_tune.models.variants import FieldSpec
 
     m, t = cfg.model, cfg.training
     width = m.hidden_dim
