@@ -61,6 +61,32 @@ def write_synthetic_mpm(path: Path, n_frames: int = 40, n_points: int = 30, seed
     return path
 
 
+def rule_session(
+    run_dir: Path, root: Any, *, n_iter: int, parallel: int, budget: Any = None
+) -> Any:
+    """A BlockSession of F@24 on the mpm experiment with the rule proposer (no Ray)."""
+    from inr_tune.reports.journal import Journal
+    from inr_tune.search.experiment import BlockSpec, load_experiment
+    from inr_tune.search.proposers import RuleProposer
+    from inr_tune.search.session import BlockSession, RunContext
+    from inr_tune.search.tree import Tree
+
+    rule = RuleProposer(seed=0)
+    ctx = RunContext(
+        run_dir=run_dir,
+        journal=Journal(run_dir / "journal.jsonl"),
+        tree=Tree(),
+        experiment=load_experiment("mpm"),
+        proposer=rule,
+        fallback=rule,
+        parallel=parallel,
+        n_iter=n_iter,
+        reward="nines",
+    )
+    spec = BlockSpec("F", 24)
+    return BlockSession(ctx, block=1, spec=spec, root_config=root, ucb_c=1.414, budget=budget)
+
+
 def block_args(
     *flags: str, sets: Iterable[str] = (), iterations: int = 4, parallel: int = 4
 ) -> list[str]:

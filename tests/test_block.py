@@ -14,12 +14,9 @@ import pytest
 
 from inr_tune.config import load_config
 from inr_tune.reports.journal import Journal, read_events
-from inr_tune.search.experiment import BlockSpec, load_experiment
-from inr_tune.search.proposers import RuleProposer
 from inr_tune.search.searcher import UCBTreeSearcher
-from inr_tune.search.session import FINISHED, BlockSession, RunContext, replay_tree
-from inr_tune.search.tree import Tree
-from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
+from inr_tune.search.session import FINISHED, BlockSession, replay_tree
+from tests.helpers import block_args, completed, rule_session, run_block, write_synthetic_mpm
 
 TINY = [
     "training.total_steps=48",
@@ -38,21 +35,8 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _session(tmp_path: Path, n_iter: int = 6, parallel: int = 2) -> BlockSession:
-    exp = load_experiment("mpm")
-    rule = RuleProposer(seed=0)
-    ctx = RunContext(
-        run_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        tree=Tree(),
-        experiment=exp,
-        proposer=rule,
-        fallback=rule,
-        parallel=parallel,
-        n_iter=n_iter,
-        reward="nines",
-    )
     root = load_config(None, ["data.n_frames=24", *TINY])
-    return BlockSession(ctx, block=1, spec=BlockSpec("F", 24), root_config=root, ucb_c=1.414)
+    return rule_session(tmp_path, root, n_iter=n_iter, parallel=parallel)
 
 
 def test_searcher_contract_without_a_cluster(tmp_path: Path) -> None:

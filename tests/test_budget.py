@@ -143,32 +143,15 @@ def test_the_sentence_says_ahead_or_behind_plainly() -> None:
 
 def test_user_input_changes_the_budget_of_a_running_block(tmp_path) -> None:
     """``set search.min_ratio=…`` in user_input.md: the next batch obeys the new budget."""
-    from inr_tune.reports.journal import Journal, read_events
-    from inr_tune.search.experiment import BlockSpec
-    from inr_tune.search.proposers import RuleProposer
-    from inr_tune.search.session import BlockSession, RunContext
+    from inr_tune.reports.journal import read_events
+    from tests.helpers import rule_session
 
-    exp = load_experiment("mpm")
-    rule = RuleProposer(seed=0)
-    ctx = RunContext(
-        run_dir=tmp_path,
-        journal=Journal(tmp_path / "journal.jsonl"),
-        tree=Tree(),
-        experiment=exp,
-        proposer=rule,
-        fallback=rule,
-        parallel=4,
-        n_iter=8,
-        reward="nines",
-    )
     root = load_config(
         None,
         ["data.n_frames=24", "model.inr_type=siren_txy", "model.hidden_dim=16", "model.n_layers=1"],
     )
     budget = Budget("budget", 2.0, 24, 50, 4)  # root: 4800 values / 404 params = 11.9×
-    session = BlockSession(
-        ctx, block=1, spec=BlockSpec("F", 24), root_config=root, ucb_c=1.414, budget=budget
-    )
+    session = rule_session(tmp_path, root, n_iter=8, parallel=4, budget=budget)
     first = [session.next_trial() for _ in range(4)]
     assert all(budget.ratio(load_config_dict(n.config)) >= 2.0 for n in first)
     (tmp_path / "user_input.md").write_text("keep it small\nset search.min_ratio=11\n")
