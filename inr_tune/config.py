@@ -80,7 +80,18 @@ class ModelConfig:
     hidden_dim: int = _f(256, "hidden width", min=1, max=8192)
     n_layers: int = _f(4, "hidden h→h layers between the first layer and the output", min=0, max=32)
     omega: float = _f(8.0, "SIREN ω of the first layer", gt=0.0, max=1e5)
-    omega_hidden: float | None = _f(None, "SIREN ω of hidden layers; null = omega", gt=0.0)
+    # The default (null: hidden layers follow the first layer's ω) is this tool's, kept so
+    # results stay comparable; Sitzmann et al. 2020 keep ω=30 in every hidden layer
+    # whatever the first layer's ω. With their init W ~ U(±√(6/in)/ω_hidden), ω_hidden
+    # leaves a hidden layer's ω·W at init unchanged; it scales how far an optimiser step on
+    # W moves ω·W (Adam: by ≈ ω_hidden·lr) and sets the output init bound √(6/h)/ω_hidden.
+    # The search spaces offer null and 30 (configs/spaces/*.yaml).
+    omega_hidden: float | None = _f(
+        None,
+        "SIREN ω of the hidden layers; null = omega (this tool's default; the SIREN paper "
+        "uses 30 in the hidden layers whatever the first layer's ω)",
+        gt=0.0,
+    )
     omega_learning: bool = _f(False, "learn ω with its own learning rate")
     lr_omega: float = _f(1.0e-6, "learning rate of ω when omega_learning", gt=0.0, max=1.0)
     t_period: float = _f(1.0, "time encoding τ = k / n_frames / t_period", gt=0.0)
@@ -171,6 +182,13 @@ class SearchConfig:
     llm_max_retries: int = _f(2, "SDK retries on 429/529/timeouts", min=0, max=10)
     space: str | None = _f(None, "search space YAML; null = the experiment's")
     seed: int = _f(0, "seed of the rule proposer", min=0)
+    seed_reruns: int = _f(
+        2,
+        "extra seeds of the block's best config, run in the block's last batch: they measure "
+        "the seed noise the verdicts test against and give the best config as mean ± SD",
+        min=0,
+        max=16,
+    )
 
 
 @dataclass
