@@ -24,6 +24,32 @@ Definitional choices (also tested in ``tests/test_metrics.py``):
   along that axis shrinks to the largest odd number ≤ that side (skimage would refuse the
   image); with a 1 × 1 window (T ≤ 2 and N ≤ 2) no covariance can be estimated and SSIM
   reduces to its luminance term.
+- **kinograph_SSIM differs from DESIGN.md** ("SSIM of K_gt vs K_pred, data_range =
+  max(K_gt) − min(K_gt)") in three ways (issue 11 §4):
+
+  1. *Point order.* The kinograph's columns are the points along a Hilbert curve of their
+     positions at the window's first frame (``spatial_order``), not their index: SSIM's
+     7 × 7 windows compare local structure, and an index has no spatial meaning (MPM
+     particles are uniform at random within each disc). On the default MPM window this
+     brings the median distance between neighbouring columns from 0.078 to 0.0078 (one
+     grid cell). Without positions (``positions=None``) the index order is kept.
+  2. *Robust range.* With n values in the ground-truth kinograph, lo and hi are its order
+     statistics of ranks ⌊0.001·(n − 1)⌋ and ⌈0.999·(n − 1)⌉ (``SSIM_PERCENTILES``, numpy
+     ``lower``/``higher``), and data_range = hi − lo sets C1 = (K1·range)², C2 =
+     (K2·range)². Max − min is set by a few extreme values (MPM C: 671 against 198 for
+     0.1–99.9 %; Jp: 1172 against 419) and a range that wide makes C1, C2 large enough to
+     hide errors of the bulk. Rounded outwards so lo, hi are actual values and a
+     kinograph of ≤ 1000 values keeps its min–max range. When lo = hi (≥ 99.8 % of the
+     values equal) the min and max are used instead.
+  3. *Clipping.* Both kinographs are clipped to [lo, hi] before SSIM. SSIM's constants
+     assume values within data_range; left unclipped, each extreme value would set the
+     variance of the ~49 windows around it and decide their score alone, bringing the
+     outliers back in through the window statistics. The extremes stay measured by R²,
+     ``psnr`` and ``max_abs_error``; a prediction outside [lo, hi] where the ground truth
+     is inside is still penalised (by at least the distance to the limit).
+
+  A constant kinograph (min = max) keeps the rule above; skimage's SSIM of the ordered,
+  clipped kinographs with data_range hi − lo is what ``kinograph_ssim`` returns (tested).
 """
 
 from __future__ import annotations
@@ -59,6 +85,8 @@ __all__ = [
     "quality_class",
     "r2_components",
     "slope",
+    "spatial_order",
+    "window_ranks",
 ]
 
 # Quality classes, best first: a class holds R² ≥ its threshold, except the best class,
@@ -77,9 +105,14 @@ PSNR_CAP = 200.0  # dB: float32 round-off of a field is ~140 dB below its range
 SSIM_WIN = 7  # skimage's default window side (uniform window)
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+#: Percentiles (in %) of the ground-truth kinograph that bound the SSIM range; the order
+#: statistics are rounded outwards (numpy's ``lower`` / ``higher``).
+SSIM_PERCENTILES = (0.1, 99.9)
+HILBERT_BITS = 16  # cells per axis 2¹⁶: ties only between points closer than 1.5e-5 of the box
 
 _CHUNK_VALUES = 1 << 20  # values per chunk (8 MiB as float64) for the statistics pass
 _SSIM_CHUNK_VALUES = 1 << 17  # output pixels per SSIM chunk: the temporaries stay in cache
+_SSIM_RANGE_VALUES = 1 << 24  # values per component the SSIM percentiles are taken over
 
 _R = TypeVar("_R")
 
@@ -257,6 +290,79 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
     )
 
 
+# -------------------------------------------------------------------- spatial order
+
+
+def _hilbert_index(ix: np.ndarray, iy: np.ndarray, bits: int) -> np.ndarray:
+    """Distance along the Hilbert curve of the cells (ix, iy) of a 2^bits × 2^bits grid.
+
+    The classic ``xy2d`` bit loop (as on Wikipedia's "Hilbert curve" page), vectorised
+    over points: one pass per bit, most significant first; int64 (bits ≤ 31).
+    """
+    x = np.asarray(ix, dtype=np.int64).copy()
+    y = np.asarray(iy, dtype=np.int64).copy()
+    d = np.zeros_like(x)
+    full = (1 << bits) - 1
+    s = 1 << (bits - 1)
+    while s:
+        rx = (x & s) > 0
+        ry = (y & s) > 0
+        d += s * s * ((3 * rx) ^ ry)
+        # rotate the quadrant so the sub-curve starts and ends where the parent expects
+        flip = rx & ~ry
+        x[flip] = full - x[flip]
+        y[flip] = full - y[flip]
+        swap = ~ry
+        x[swap], y[swap] = y[swap], x[swap]
+        s >>= 1
+    return d
+
+
+def spatial_order(positions: np.ndarray) -> np.ndarray:
+    """Point indices sorted along a Hilbert curve of their positions: a permutation of N.
+
+    ``positions`` is ``[N, 2]`` (static points, e.g. the fly-eye lattice) or ``[T, N, 2]``
+    (moving points, e.g. MPM particles: the order is taken at frame 0, the window's first
+    frame, and kept for the whole window). Both axes are scaled by the larger side of the
+    bounding box (aspect kept) onto a 2^16 × 2^16 grid; points in one cell, or all points
+    when they coincide, keep their index order. A Hilbert curve rather than a Morton
+    (Z-order) curve: consecutive cells are always neighbours, so consecutive points are
+    close (Morton jumps across the box at every power-of-two boundary).
+    """
+    pos = np.asarray(positions)
+    if pos.ndim == 3:
+        pos = pos[0]
+    if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] == 0:
+        raise ValueError(
+            f"positions must be [N, 2] or [T, N, 2] with N ≥ 1, got shape {np.shape(positions)}"
+        )
+    if not (np.issubdtype(pos.dtype, np.floating) or np.issubdtype(pos.dtype, np.integer)):
+        raise ValueError(f"positions must hold real numbers, got dtype {pos.dtype}")
+    pos = pos.astype(np.float64)
+    if not np.isfinite(pos).all():
+        raise ValueError("positions must be finite, found NaN or inf at the first frame")
+    lo = pos.min(axis=0)
+    extent = float((pos.max(axis=0) - lo).max())
+    if extent == 0.0:
+        return np.arange(pos.shape[0])
+    cells = 1 << HILBERT_BITS
+    q = np.minimum(((pos - lo) / extent * cells).astype(np.int64), cells - 1)
+    return np.argsort(_hilbert_index(q[:, 0], q[:, 1], HILBERT_BITS), kind="stable")
+
+
+def _point_order(positions: np.ndarray | None, n_points: int) -> np.ndarray | None:
+    """``spatial_order(positions)`` checked against N; None (index order) without positions."""
+    if positions is None:
+        return None
+    order = spatial_order(positions)
+    if order.size != n_points:
+        raise ValueError(
+            f"positions must hold the N = {n_points} points of pred and gt, "
+            f"got shape {np.shape(positions)}"
+        )
+    return order
+
+
 # ----------------------------------------------------------------------------- SSIM
 
 
@@ -339,13 +445,46 @@ def _ssim_sum(
     return float(a1.sum(dtype=np.float64))
 
 
-def _ssim_components(pred: np.ndarray, gt: np.ndarray, data_range: np.ndarray) -> list[float]:
-    """SSIM of gt[:, :, c] vs pred[:, :, c] per component (see the module docstring)."""
+def _ssim_limits(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per component: the SSIM clipping limits (lo, hi) of the ground-truth kinograph.
+
+    lo, hi = the ``SSIM_PERCENTILES`` order statistics rounded outwards (ranks
+    ⌊p·(n − 1)⌋ and ⌈q·(n − 1)⌉, numpy's ``lower`` / ``higher``): two actual values, and a
+    kinograph of ≤ 1000 values keeps its min and max. Where they coincide (≥ 99.8 % of the
+    values equal) the limits fall back to the min and max, so only a constant kinograph
+    has lo = hi. Above ``_SSIM_RANGE_VALUES`` values per component the percentiles are
+    taken over every k-th frame (a deterministic subsample; the fallback stays exact).
+    """
+    n_frames, n_points, n_comp = gt.shape
+    step = max(1, math.ceil(n_frames * n_points / _SSIM_RANGE_VALUES))
+    lo, hi = np.empty(n_comp), np.empty(n_comp)
+    for c in range(n_comp):
+        v = gt[::step, :, c].flatten()  # a copy in gt's dtype, partitioned in place
+        top = v.size - 1
+        k_lo = math.floor(SSIM_PERCENTILES[0] / 100 * top)
+        k_hi = math.ceil(SSIM_PERCENTILES[1] / 100 * top)
+        v.partition([k_lo, k_hi])
+        lo[c], hi[c] = float(v[k_lo]), float(v[k_hi])
+        if lo[c] == hi[c]:
+            lo[c], hi[c] = float(gt[:, :, c].min()), float(gt[:, :, c].max())
+    return lo, hi
+
+
+def _ssim_components(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    limits: tuple[np.ndarray, np.ndarray],
+    order: np.ndarray | None,
+) -> list[float]:
+    """SSIM of the kinographs gt[:, order, c] vs pred[:, order, c], both clipped to
+    ``limits`` (lo, hi per component), data_range hi − lo, per component (module docstring).
+    """
     n_frames, n_points, n_comp = gt.shape
     wt, wn = _ssim_window(n_frames, n_points)
     out_rows, out_cols = n_frames - wt + 1, n_points - wn + 1
     step = min(out_rows, max(1, _SSIM_CHUNK_VALUES // out_cols))
     works: dict[int, _SsimWork] = {}  # one set of buffers per thread, freed on return
+    points = slice(None) if order is None else order
 
     def work() -> _SsimWork:
         key = threading.get_ident()
@@ -355,17 +494,28 @@ def _ssim_components(pred: np.ndarray, gt: np.ndarray, data_range: np.ndarray) -
 
     scores = []
     for c in range(n_comp):
-        rng = float(data_range[c])
+        lo, hi = float(limits[0][c]), float(limits[1][c])
+        rng = hi - lo
         if rng == 0.0:  # constant kinograph: the same rule as R² with SST = 0
             scores.append(1.0 if np.array_equal(pred[:, :, c], gt[:, :, c]) else 0.0)
             continue
         c1, c2 = (SSIM_K1 * rng) ** 2, (SSIM_K2 * rng) ** 2
 
-        def chunk(a: int, b: int, c: int = c, c1: float = c1, c2: float = c2) -> float:
+        def chunk(
+            a: int,
+            b: int,
+            c: int = c,
+            lo: float = lo,
+            hi: float = hi,
+            c1: float = c1,
+            c2: float = c2,
+        ) -> float:
             w = work()
             x, y = w.x[: b - a + wt - 1], w.y[: b - a + wt - 1]
-            np.copyto(x, gt[a : b + wt - 1, :, c], casting="unsafe")
-            np.copyto(y, pred[a : b + wt - 1, :, c], casting="unsafe")
+            np.copyto(x, gt[a : b + wt - 1, points, c], casting="unsafe")
+            np.copyto(y, pred[a : b + wt - 1, points, c], casting="unsafe")
+            np.clip(x, lo, hi, out=x)
+            np.clip(y, lo, hi, out=y)
             return _ssim_sum(x, y, wt, wn, c1, c2, w)
 
         total = math.fsum(_map_chunks(chunk, out_rows, step))
@@ -411,18 +561,21 @@ def kinograph_r2(pred: np.ndarray, gt: np.ndarray) -> float:
     return _summarise(*_checked(pred, gt)).kinograph_r2
 
 
-def kinograph_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
-    """SSIM of the [T, N] kinographs gt[:, :, c] vs pred[:, :, c], mean over components.
+def kinograph_ssim(
+    pred: np.ndarray, gt: np.ndarray, *, positions: np.ndarray | None = None
+) -> float:
+    """SSIM of the [T, N] kinographs of gt vs pred per component, mean over components.
 
-    data_range = max − min of the ground-truth kinograph of that component; window and
+    The point axis is in ``spatial_order(positions)`` (``[N, 2]``, or ``[T, N, 2]`` read
+    at its first frame); without positions it stays in index order (data without
+    positions; a window's positions belong to the data, not the model, so siren_t and
+    siren_id trials get them too). Both kinographs are clipped to the 0.1 % / 99.9 %
+    order statistics of the ground truth's, which also set data_range; window and
     constants as skimage's defaults (module docstring).
     """
     pred, gt = _checked(pred, gt)
-    # Per component: numpy reduces a strided [T, N] view much faster than axis=(0, 1).
-    data_range = np.array(
-        [float(gt[:, :, c].max()) - float(gt[:, :, c].min()) for c in range(gt.shape[2])]
-    )
-    return float(np.mean(_ssim_components(pred, gt, data_range)))
+    order = _point_order(positions, gt.shape[1])
+    return float(np.mean(_ssim_components(pred, gt, _ssim_limits(gt), order)))
 
 
 def _psnr(s: _Summary, n_per_component: int) -> float:
@@ -468,31 +621,44 @@ def compression_ratio(n_values: int, total_params: int) -> float:
     return n_values / total_params
 
 
-def _gram(x: np.ndarray) -> np.ndarray:
-    """x·xᵀ or xᵀ·x, whichever is smaller, in float64, accumulated over row chunks."""
-    rows, cols = x.shape
-    if rows <= cols:
-        xf = np.asarray(x, dtype=np.float64)
-        return xf @ xf.T
-    gram = np.zeros((cols, cols), dtype=np.float64)
-    step = max(1, _CHUNK_VALUES // max(1, cols))
-    for a in range(0, rows, step):
-        block = np.asarray(x[a : a + step], dtype=np.float64)
-        gram += block.T @ block
-    return gram
+def _grams(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gram matrices of ``x`` [m, p], uncentred and with the column means removed.
 
-
-def effective_ranks(
-    matrix: np.ndarray, fractions: tuple[float, ...] = (0.9, 0.99), top: int | None = None
-) -> list[int]:
-    """Smallest k whose top-k singular values hold ≥ fraction of Σσ² (uncentred matrix).
-
-    ``matrix`` is ``[T, M]``. ``top`` restricts Σσ² to the ``top`` largest singular values
-    (the older tools' way used ``top=50``); ``None`` uses all of them.
+    Each is x·xᵀ or xᵀ·x, whichever is smaller, in float64, accumulated over chunks of
+    about ``_CHUNK_VALUES`` values (columns when m ≤ p, rows otherwise), so no float64
+    copy of ``x`` is made. The centred one is summed from centred chunks, exact however
+    large the means; the uncentred one adds the means' terms back to it (positive energy,
+    no cancellation): X = X_c + 1·μᵀ gives X·Xᵀ = X_c·X_cᵀ + v·1ᵀ + 1·vᵀ + |μ|²·1·1ᵀ with
+    v = X_c·μ, and Xᵀ·X = X_cᵀ·X_c + m·μ·μᵀ.
     """
-    x = np.asarray(matrix)
-    # σ² are the eigenvalues of the smaller Gram matrix: cheaper than a full SVD.
-    gram = _gram(x)
+    rows, cols = x.shape
+    if rows <= cols:  # a chunk holds whole columns: its column means are exact
+        gram_c = np.zeros((rows, rows))
+        v = np.zeros(rows)
+        mu2 = 0.0
+        step = max(1, _CHUNK_VALUES // max(1, rows))
+        for a in range(0, cols, step):
+            block = np.array(x[:, a : a + step], dtype=np.float64)
+            mu = block.mean(axis=0)
+            block -= mu
+            gram_c += block @ block.T
+            v += block @ mu
+            mu2 += float(mu @ mu)
+        return gram_c + v[:, None] + v[None, :] + mu2, gram_c
+    step = max(1, _CHUNK_VALUES // max(1, cols))
+    mu = np.zeros(cols)
+    for a in range(0, rows, step):
+        mu += np.asarray(x[a : a + step]).sum(axis=0, dtype=np.float64)
+    mu /= rows
+    gram_c = np.zeros((cols, cols))
+    for a in range(0, rows, step):
+        block = np.asarray(x[a : a + step], dtype=np.float64) - mu
+        gram_c += block.T @ block
+    return gram_c + rows * np.outer(mu, mu), gram_c
+
+
+def _ranks_of(gram: np.ndarray, fractions: Sequence[float], top: int | None) -> list[int]:
+    """Smallest k whose top-k eigenvalues of ``gram`` (the σ²) hold ≥ each fraction."""
     energy = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
     if top is not None:
         energy = energy[:top]
@@ -501,6 +667,24 @@ def effective_ranks(
         return [0 for _ in fractions]
     cum = np.cumsum(energy) / total
     return [int(np.searchsorted(cum, f - 1e-12) + 1) for f in fractions]
+
+
+def effective_ranks(
+    matrix: np.ndarray,
+    fractions: tuple[float, ...] = (0.9, 0.99),
+    top: int | None = None,
+    *,
+    centred: bool = False,
+) -> list[int]:
+    """Smallest k whose top-k singular values hold ≥ fraction of Σσ².
+
+    ``matrix`` is ``[T, M]``, uncentred unless ``centred`` (each column's mean removed).
+    ``top`` restricts Σσ² to the ``top`` largest singular values (the older tools' way
+    used ``top=50``); ``None`` uses all of them. The σ² are the eigenvalues of the smaller
+    Gram matrix (``_grams``): cheaper than a full SVD.
+    """
+    gram, gram_c = _grams(np.asarray(matrix))
+    return _ranks_of(gram_c if centred else gram, fractions, top)
 
 
 def data_ranks(values: np.ndarray, *, top: int | None = None) -> dict[str, int]:
@@ -512,16 +696,36 @@ def data_ranks(values: np.ndarray, *, top: int | None = None) -> dict[str, int]:
     return {"rank_90": r90, "rank_99": r99}
 
 
+def window_ranks(values: np.ndarray) -> dict[str, int]:
+    """``rank_90``, ``rank_99`` (uncentred) and ``centred_rank_90``, ``centred_rank_99``
+    (each column's mean removed) of a ``[T, N, C]`` window as the [T, N·C] matrix, over
+    the full spectrum, from one pass over the values (``_grams``)."""
+    v = np.asarray(values)
+    if v.ndim != 3 or v.size == 0:
+        raise ValueError(f"values must be a non-empty 3-D array [T, N, C], got shape {v.shape}")
+    gram, gram_c = _grams(v.reshape(v.shape[0], -1))
+    r90, r99 = _ranks_of(gram, (0.9, 0.99), None)
+    c90, c99 = _ranks_of(gram_c, (0.9, 0.99), None)
+    return {"rank_90": r90, "rank_99": r99, "centred_rank_90": c90, "centred_rank_99": c99}
+
+
 def evaluate(
-    pred: np.ndarray, gt: np.ndarray, *, ranks: bool = False, rank_top: int | None = None
+    pred: np.ndarray,
+    gt: np.ndarray,
+    *,
+    positions: np.ndarray | None = None,
+    ranks: bool = False,
+    rank_top: int | None = None,
 ) -> dict[str, float | list[float]]:
     """All array metrics of DESIGN.md for one training window ``[T, N, C]`` (raw units).
 
     Keys: final_mse, final_r2, r2_components, pearson_r2, slope, kinograph_R2,
     kinograph_SSIM, psnr, max_abs_error (per component), and rank_90, rank_99 (of gt; ``rank_top`` as in ``effective_ranks``)
-    when ``ranks`` is true.
+    when ``ranks`` is true. ``positions`` (the window's, ``[N, 2]`` or ``[T, N, 2]``) order
+    the kinographs' point axis for kinograph_SSIM (``kinograph_ssim``); None: index order.
     """
     pred, gt = _checked(pred, gt)
+    order = _point_order(positions, gt.shape[1])
     s = _summarise(pred, gt)
     out: dict[str, float | list[float]] = {
         "final_mse": s.mse,
@@ -530,7 +734,7 @@ def evaluate(
         "pearson_r2": s.pearson_r2,
         "slope": s.slope,
         "kinograph_R2": s.kinograph_r2,
-        "kinograph_SSIM": float(np.mean(_ssim_components(pred, gt, s.data_range))),
+        "kinograph_SSIM": float(np.mean(_ssim_components(pred, gt, _ssim_limits(gt), order))),
         "psnr": _psnr(s, gt.shape[0] * gt.shape[1]),
         "max_abs_error": [float(v) for v in s.max_abs],
     }

@@ -65,6 +65,15 @@ def brute_ssim(x: np.ndarray, y: np.ndarray, wt: int, wn: int, data_range: float
     return float(np.mean(values))
 
 
+def ssim_inputs(k_gt: np.ndarray, k_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The kinographs as kinograph_SSIM compares them: clipped to the ground truth's 0.1 %
+    and 99.9 % order statistics (rounded outwards), and the data_range between those."""
+    k_gt, k_pred = np.asarray(k_gt, dtype=np.float64), np.asarray(k_pred, dtype=np.float64)
+    lo = np.percentile(k_gt, 0.1, method="lower")
+    hi = np.percentile(k_gt, 99.9, method="higher")
+    return np.clip(k_gt, lo, hi), np.clip(k_pred, lo, hi), float(hi - lo)
+
+
 # ----------------------------------------------------------------- hand-computed values
 
 
@@ -237,9 +246,7 @@ def test_kinograph_ssim_matches_skimage(shape: tuple[int, int, int]) -> None:
     pred, gt = smooth_pair(shape, seed=4)
     expected = []
     for c in range(shape[2]):
-        k_gt = gt[:, :, c].astype(np.float64)
-        k_pred = pred[:, :, c].astype(np.float64)
-        data_range = k_gt.max() - k_gt.min()
+        k_gt, k_pred, data_range = ssim_inputs(gt[:, :, c], pred[:, :, c])
         expected.append(structural_similarity(k_gt, k_pred, data_range=data_range))
     assert kinograph_ssim(pred, gt) == pytest.approx(np.mean(expected), abs=1e-9)
     assert evaluate(pred, gt)["kinograph_SSIM"] == pytest.approx(np.mean(expected), abs=1e-9)
@@ -248,21 +255,22 @@ def test_kinograph_ssim_matches_skimage(shape: tuple[int, int, int]) -> None:
 def test_kinograph_ssim_small_windows() -> None:
     from skimage.metrics import structural_similarity
 
+    # ≤ 1000 values: the clipping limits are gt's min and max (pred is clipped to them).
     # T = N = 5: skimage refuses its default window; ours shrinks to 5 × 5.
     pred, gt = smooth_pair((5, 5, 1), seed=5)
-    k_gt, k_pred = gt[:, :, 0].astype(np.float64), pred[:, :, 0].astype(np.float64)
-    data_range = k_gt.max() - k_gt.min()
+    k_gt, k_pred, data_range = ssim_inputs(gt[:, :, 0], pred[:, :, 0])
+    assert data_range == float(gt.max()) - float(gt.min())
     expected = structural_similarity(k_gt, k_pred, data_range=data_range, win_size=5)
     assert kinograph_ssim(pred, gt) == pytest.approx(expected, abs=1e-9)
     # T = 4, N = 20: a 3 × 7 window.
     pred, gt = smooth_pair((4, 20, 1), seed=6)
-    k_gt, k_pred = gt[:, :, 0].astype(np.float64), pred[:, :, 0].astype(np.float64)
-    expected = brute_ssim(k_gt, k_pred, 3, 7, k_gt.max() - k_gt.min())
+    k_gt, k_pred, data_range = ssim_inputs(gt[:, :, 0], pred[:, :, 0])
+    expected = brute_ssim(k_gt, k_pred, 3, 7, data_range)
     assert kinograph_ssim(pred, gt) == pytest.approx(expected, abs=1e-9)
     # T = N = 2: a 1 × 1 window, only the luminance term is left.
     pred, gt = smooth_pair((2, 2, 1), seed=7)
-    k_gt, k_pred = gt[:, :, 0].astype(np.float64), pred[:, :, 0].astype(np.float64)
-    expected = brute_ssim(k_gt, k_pred, 1, 1, k_gt.max() - k_gt.min())
+    k_gt, k_pred, data_range = ssim_inputs(gt[:, :, 0], pred[:, :, 0])
+    expected = brute_ssim(k_gt, k_pred, 1, 1, data_range)
     assert kinograph_ssim(pred, gt) == pytest.approx(expected, abs=1e-12)
 
 
