@@ -144,7 +144,134 @@ def test_diverging_config_is_recorded_not_raised(dataset: Path, tmp_path: Path) 
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
 
 
-def test_wall_clock_budget_cuts_and_still_evaluates(dataset: Path, tmp_path: Path) -> None:
+def test_loss_that_ends_far_above_its_start_is_diverged(dataset: Path, tmp_path: Path) -> None:
+    """Issue 11: siren_txy at lr 1.0 (the space's largest) drives the standardised loss
+    from ≈ 1 to hundreds with finite values; it used to end as ``ok`` with R² ≪ 0."""
+    cfg = load_config(
+        None, [*TINY, f"data.path={dataset}", "training.lr=1.0", "training.total_steps=48"]
+    )
+    m = run_trial(cfg, tmp_path)
+    assert m["status"] == "diverged", m
+    assert m["error"].startswith("loss ended at") and "× its start" in m["error"], m["error"]
+    assert m["steps_done"] == 48  # ran to its end: only the end check catches it
+    assert json.loads((tmp_path / "metrics.json").read_text())["error"] == m["error"]
+
+
+def test_loss_divergence_rule() -> None:
+    from inr_tune.training.callbacks import loss_divergence
+
+    def run(*losses: float) -> list[tuple[int, float]]:
+        return [(16 * (i + 1), v) for i, v in enumerate(losses)]
+
+    assert loss_divergence(1.0, run(0.5, 0.1, 0.01, 0.01, 0.01)) is None  # a fit
+    assert loss_divergence(1.0, run(1.0, 2.0, 5.0, 8.0, 9.0)) is None  # bad, not 10×
+    why = loss_divergence(1.0, run(5.0, 200.0, 900.0, 1200.0, 1170.0, 1165.0, 1180.0))
+    assert why == "loss ended at 1.17e+03, 1170× its start 1"
+    # one spike in the last calls does not decide: the median of the last five does
+    assert loss_divergence(1.0, run(0.5, 0.01, 0.01, 500.0, 0.01, 0.01)) is None
+    # a start near zero: the end must still be worse than predicting the mean (> 1)
+    assert loss_divergence(1e-3, run(0.1, 0.5, 0.5)) is None
+    assert loss_divergence(1e-3, run(0.1, 5.0, 5.0)) == "loss ended at 5, 5000× its start 0.001"
+    assert loss_divergence(None, run(1.0)) is None
+
+
+def test_training_r2_far_below_zero_is_diverged(dataset: Path) -> None:
+    """A final R² < −1 on the trained frames (worse than predicting the mean by more than
+    the data's variance) is a divergence even when the loss did not climb 10×."""
+    from types import SimpleNamespace
+
+    from inr_tune.data.store import open_dataset
+    from inr_tune.training.callbacks import MetricsEvaluator
+    from inr_tune.training.module import INRModule
+
+    cfg = load_config(None, [*TINY, f"data.path={dataset}"])
+    w = open_dataset(dataset).window("F", 24)
+    module = INRModule(cfg, w.values, w.positions, 1.0)
+    spread = w.values.std(axis=(0, 1))
+    module.predict = lambda: w.values + 2.0 * spread  # type: ignore[method-assign]
+    evaluator = MetricsEvaluator(100)
+    evaluator.on_train_end(SimpleNamespace(logger=None), module)  # type: ignore[arg-type]
+    assert module.diverged.startswith("R² on the trained frames ended at -")
+    assert float(module.diverged.split()[7]) == pytest.approx(-3.0, abs=0.1)  # 1 − 2²
+    assert module.final_metrics == {} and module.final_prediction is None
+    module.diverged = None
+    module.predict = lambda: w.values + 0.5 * spread  # type: ignore[method-assign]
+    evaluator.on_train_end(SimpleNamespace(logger=None), module)  # type: ignore[arg-type]
+    assert module.diverged is None and module.final_metrics["train_r2"] == pytest.approx(
+        0.75, abs=0.03
+    )
+
+
+def test_no_cap_keeps_the_configured_schedule(trial: tuple[Path, dict]) -> None:
+    _, m = trial
+    assert m["total_steps"] == m["steps_planned"] == m["steps_done"] == 320
+    assert m["schedule_shortened"] is False and m["budget_cut"] is False
+    assert m["budget_plans"] == []
+    # the last optimizer step ran at the end of the cosine over the configured 320 steps
+    assert m["final_lr"] == pytest.approx(2e-3 * lr_factor(319, schedule="cosine", total_steps=320))
+
+
+def test_a_cap_the_schedule_fits_in_changes_nothing(
+    trial: tuple[Path, dict], dataset: Path, tmp_path: Path
+) -> None:
+    cfg = load_config(
+        None, [*TINY, f"data.path={dataset}", "model.t_period=2.0", "training.max_minutes=5"]
+    )
+    m = run_trial(cfg, tmp_path)
+    assert m["steps_planned"] == m["steps_done"] == 320 and m["budget_plans"] == []
+    assert m["schedule_shortened"] is False and m["budget_cut"] is False
+    assert m["final_r2"] == pytest.approx(trial[1]["final_r2"], rel=1e-6)  # same training
+
+
+def test_time_cap_shortens_the_schedule_instead_of_cutting_it(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """A cap the configured 10⁷ steps cannot fit: the step rate is measured, the run is
+    shortened to fit, and the cosine is re-laid to end (fully decayed) at the new end."""
+    cfg = load_config(
+        None,
+        [
+            *TINY,
+            f"data.path={dataset}",
+            "training.total_steps=10000000",
+            "training.max_minutes=0.05",
+        ],
+    )
+    threads = torch.get_num_threads()
+    # one thread: two OpenMP threads on two busy shared cores stall each other for whole
+    # time slices (calls of 16 steps swing from 0.04 s to 1 s), which no plan can follow
+    m = run_trial(cfg, tmp_path, num_threads=1)
+    assert torch.get_num_threads() == threads  # the caller's setting is given back
+    assert m["status"] == "ok" and np.isfinite(m["final_r2"]), m["error"]
+    assert m["schedule_shortened"] is True and m["budget_cut"] is False, m["budget_plans"]
+    assert 0 < m["steps_done"] == m["steps_planned"] < m["total_steps"] == 10000000
+    assert m["budget_plans"] and m["budget_plans"][-1]["steps_planned"] == m["steps_planned"]
+    n = m["steps_planned"]
+    assert m["final_lr"] == pytest.approx(2e-3 * lr_factor(n - 1, schedule="cosine", total_steps=n))
+    assert m["final_lr"] < 2e-3 * 0.011  # the floor (min_lr_ratio 0.01) reached
+    assert m["training_time"] < 3.0  # inside the 3 s cap
+
+
+def test_a_run_still_cut_by_the_clock_is_marked(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine stalls for a whole cap halfway through the shortened run: the Timer
+    (the hard backstop) cuts it before its planned end, and the metrics say so."""
+    import time
+
+    from inr_tune.training.module import INRModule
+
+    cap_s = 0.03 * 60
+    step = INRModule.training_step
+
+    def stalling(self: INRModule, batch: object, batch_idx: int) -> None:
+        if self.planned_steps < self.cfg.training.total_steps and self.step >= (
+            self.planned_steps // 2
+        ):
+            time.sleep(cap_s)
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(INRModule, "training_step", stalling)
     cfg = load_config(
         None,
         [
@@ -154,12 +281,74 @@ def test_wall_clock_budget_cuts_and_still_evaluates(dataset: Path, tmp_path: Pat
             "training.max_minutes=0.03",
         ],
     )
-    threads = torch.get_num_threads()
-    m = run_trial(cfg, tmp_path, num_threads=threads + 1)
-    assert torch.get_num_threads() == threads  # the caller's setting is given back
-    assert m["status"] == "ok" and m["budget_cut"] is True
-    assert 0 < m["steps_done"] < 10000000 and np.isfinite(m["final_r2"])
-    assert m["training_time"] < 30
+    m = run_trial(cfg, tmp_path, num_threads=1)  # see the test above
+    assert m["status"] == "ok" and np.isfinite(m["final_r2"])
+    assert m["schedule_shortened"] is True and m["budget_cut"] is True, {
+        k: m[k] for k in ("steps_done", "steps_planned", "budget_plans", "training_time")
+    }
+    assert m["steps_done"] < m["steps_planned"] < m["total_steps"]
+
+
+class _Stub:
+    """What TimeBudget reads of a module, with ``shorten`` recorded."""
+
+    def __init__(self, planned: int) -> None:
+        self.step, self.planned_steps, self.diverged = 0, planned, None
+
+    def shorten(self, steps: int) -> None:
+        self.planned_steps = min(self.planned_steps, steps)
+
+
+def test_time_budget_plans_from_the_measured_rate() -> None:
+    """A fake clock: 10 ms a step, 100 steps a call, then twice as slow from 50 % of a
+    60 s cap. The first plan fits 90 % of the cap; the 75 % check shortens again; the
+    run ends inside the cap and its end is never moved later."""
+    from types import SimpleNamespace
+
+    from inr_tune.training.callbacks import TimeBudget
+
+    now = [0.0]
+    budget = TimeBudget(1.0, clock=lambda: now[0])
+    module, trainer = _Stub(10**6), SimpleNamespace(should_stop=False)
+    budget.on_train_start(trainer, module)  # type: ignore[arg-type]
+    ends = []
+    while module.step < module.planned_steps:
+        n = min(100, module.planned_steps - module.step)
+        now[0] += n * (0.01 if now[0] < 30 else 0.02)
+        module.step += n
+        budget.on_train_batch_end(trainer, module, None, None, 0)  # type: ignore[arg-type]
+        ends.append(module.planned_steps)
+    first = budget.plans[0]
+    assert first["seconds_per_step"] == pytest.approx(0.01)
+    # 54 s (90 % of 60) at 10 ms a step, from where the warm-up ended
+    assert first["steps_planned"] == pytest.approx(5400, abs=2)
+    assert len(budget.plans) == 2 and budget.plans[1]["seconds_per_step"] == pytest.approx(0.02)
+    assert ends == sorted(ends, reverse=True)  # only ever shortened
+    assert 50 < now[0] <= 0.9 * 60 + 0.5
+
+
+def test_relay_scheduler_ends_the_schedule_at_the_new_length() -> None:
+    from inr_tune.training.schedules import make_scheduler, relay_scheduler, scaled_warmup
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    kw = {"schedule": "warmup_cosine", "warmup_steps": 100, "min_ratio": 0.05}
+    sched = make_scheduler(opt, total_steps=1000, **kw)
+    for _ in range(10):
+        opt.step()
+        sched.step()
+    relay_scheduler(sched, total_steps=1000, new_total=200, **kw)
+    assert scaled_warmup(100, 1000, 200) == 20 and scaled_warmup(0, 1000, 200) == 0
+    # applied at once: step 10 of a 20-step warmup
+    assert opt.param_groups[0]["lr"] == pytest.approx(11 / 20)
+    lrs = []
+    for _ in range(190):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[-1] == pytest.approx(lr_factor(199, total_steps=200, **{**kw, "warmup_steps": 20}))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)  # fully decayed at the new end
+    assert sched.get_last_lr()[0] == pytest.approx(0.05)
 
 
 def test_schedules() -> None:
@@ -296,3 +485,31 @@ def test_held_out_frames_are_never_trained_on(dataset: Path) -> None:
     assert len(torch.cat([module.sample()[0] for _ in range(400)]).unique()) == 24
     with pytest.raises(Exception, match=r"data\.holdout=1 would hold out every frame"):
         load_config(None, ["data.holdout=1"])
+
+
+def test_analysis_entry_says_the_schedule_was_shortened() -> None:
+    from inr_tune.metrics import MPM_CLASSES
+    from inr_tune.reports.analysis import _entry
+    from inr_tune.search.tree import Tree
+
+    tree = Tree()
+    base = {"status": "ok", "final_r2": 0.99, "total_steps": 15000, "steps_planned": 9000}
+    for extra in (
+        {"schedule_shortened": True, "steps_done": 9000, "budget_cut": False},
+        {"schedule_shortened": True, "steps_done": 8700, "budget_cut": True},
+        {"schedule_shortened": False, "steps_done": 15000, "budget_cut": False},
+    ):
+        node = tree.add(None, {}, {}, "baseline", "h", 1)
+        tree.complete(node.id, "ok", {**base, **extra})
+    lines = [
+        [line for line in _entry(tree, i, MPM_CLASSES, None) if line.startswith("Budget:")]
+        for i in (1, 2, 3)
+    ]
+    assert lines[0] == [
+        "Budget: schedule shortened to 9000 of 15000 steps to fit training.max_minutes"
+    ]
+    assert lines[1] == [
+        "Budget: schedule shortened to 9000 of 15000 steps to fit training.max_minutes; "
+        "cut by training.max_minutes after 8700 steps"
+    ]
+    assert lines[2] == []

@@ -130,8 +130,16 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
                 f"baseline_r2={_num(m.get('baseline_r2'), 6)} ({m.get('baseline_method') or '-'}), "
                 f"nines_over_baseline={_signed(m.get('nines_over_baseline'))}"
             )
+        budget = []
+        if m.get("schedule_shortened"):
+            budget.append(
+                f"schedule shortened to {m.get('steps_planned')} of {m.get('total_steps')} "
+                "steps to fit training.max_minutes"
+            )
         if m.get("budget_cut"):
-            lines.append(f"Budget: cut by training.max_minutes after {m.get('steps_done')} steps")
+            budget.append(f"cut by training.max_minutes after {m.get('steps_done')} steps")
+        if budget:
+            lines.append("Budget: " + "; ".join(budget))
     else:
         lines.append(f"Error: {n.error}")
     data = n.config.get("data", {})

@@ -162,6 +162,7 @@ def run_trial(
         FinalCheckpoint,
         MetricsEvaluator,
         StepProgress,
+        TimeBudget,
     )
     from inr_tune.training.module import INRModule
 
@@ -179,7 +180,17 @@ def run_trial(
         logger = TensorBoardLogger(
             save_dir=str(out), name=tb_name, version="", default_hp_metric=False
         )
-        evaluator = MetricsEvaluator(t.eval_every, report=report)
+
+        def intermediate(row: dict[str, Any]) -> None:
+            # Rows before the run's end only (the end is the final report's): a scheduler
+            # such as ASHA never stops a trial that has in fact finished, also when a time
+            # cap shortened it below total_steps. The size travels with each row, so a
+            # trial stopped early still has its compression ratio.
+            if report is not None and row.get("step", 0) < module.planned_steps:
+                report({**row, "total_params": module.total_params, "compression_ratio": ratio})
+
+        ratio = float(np.prod(window.values.shape)) / module.total_params
+        evaluator = MetricsEvaluator(t.eval_every, report=intermediate if report else None)
         info = {
             "field": cfg.data.field,
             "variant": cfg.model.inr_type,
@@ -197,10 +208,12 @@ def run_trial(
             callbacks.insert(
                 0, StepProgress(t.total_steps, desc=f"{cfg.data.field} {cfg.model.inr_type}")
             )
-        timer = None
+        timer = budget = None
         if t.max_minutes:
+            # shorten the schedule to fit the cap; the Timer is the hard backstop
+            budget = TimeBudget(t.max_minutes, evaluator)
             timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
-            callbacks.append(timer)
+            callbacks += [budget, timer]
         trainer = L.Trainer(
             accelerator="gpu" if device == "cuda" else "cpu",
             devices=1,
@@ -243,9 +256,15 @@ def run_trial(
             "wall_time": time.perf_counter() - wall0,
             "steps_done": module.step,
             "total_steps": t.total_steps,
+            # total_steps, or fewer when training.max_minutes shortened the schedule
+            "steps_planned": module.planned_steps,
+            "schedule_shortened": module.planned_steps < t.total_steps,
+            # still cut by the clock before the end of its (possibly shortened) schedule
             "budget_cut": bool(
-                timer is not None and status == "ok" and module.step < t.total_steps
+                timer is not None and status == "ok" and module.step < module.planned_steps
             ),
+            "final_lr": module.last_lr,  # lr of the last optimizer step (the schedule's end)
+            "budget_plans": budget.plans if budget is not None else [],
             "steps_per_second": module.step / evaluator.training_time
             if evaluator.training_time > 0
             else None,

@@ -18,7 +18,7 @@ from torch import Tensor
 from inr_tune.config import Config
 from inr_tune.data.split import holdout_frames, train_frames
 from inr_tune.models.variants import FieldSpec, Standardizer, build_model
-from inr_tune.training.schedules import make_scheduler
+from inr_tune.training.schedules import make_scheduler, relay_scheduler
 
 __all__ = ["INRModule", "build_optimizer", "make_loss"]
 
@@ -94,7 +94,11 @@ class INRModule(L.LightningModule):
         )
         self.loss_fn = make_loss(cfg.training.loss, cfg.training.huber_delta)
         self.step = 0
+        # where the loop ends: total_steps, or fewer when a time cap shortened the run
+        self.planned_steps = int(cfg.training.total_steps)
         self.losses: list[tuple[int, float]] = []
+        self.start_loss: float | None = None  # loss of the untrained network (first step)
+        self.last_lr: float | None = None  # lr of the last optimizer step taken
         self.diverged: str | None = None
         self._generator: torch.Generator | None = None
 
@@ -160,6 +164,24 @@ class INRModule(L.LightningModule):
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def shorten(self, steps: int) -> None:
+        """End the run after ``steps`` optimizer steps and re-lay the lr schedule over them
+        (it then decays fully by the new end). Only ever shortens; never below the steps
+        already done."""
+        steps = max(int(steps), self.step)
+        if steps >= self.planned_steps:
+            return
+        t = self.cfg.training
+        relay_scheduler(
+            self.lr_schedulers(),
+            schedule=t.schedule,
+            total_steps=t.total_steps,
+            new_total=steps,
+            warmup_steps=t.warmup_steps,
+            min_ratio=t.min_lr_ratio,
+        )
+        self.planned_steps = steps
+
     def on_train_start(self) -> None:
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(self.cfg.training.seed)
@@ -175,7 +197,7 @@ class INRModule(L.LightningModule):
         t = self.cfg.training
         opt = self.optimizers().optimizer  # the raw torch optimizer: no wrapper per step
         sched = self.lr_schedulers()
-        n = min(t.steps_per_call, t.total_steps - self.step)
+        n = min(t.steps_per_call, self.planned_steps - self.step)
         if n <= 0:
             self.trainer.should_stop = True
             return
@@ -187,13 +209,17 @@ class INRModule(L.LightningModule):
             with self._autocast():
                 pred = self.model(frames, idx, pos)
             loss = self.loss_fn(pred.float(), target)
+            if self.start_loss is None:  # before any update: where the fit starts from
+                self.start_loss = float(loss.detach().item())
             opt.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             if clip is not None:
                 torch.nn.utils.clip_grad_norm_(params, clip, foreach=True)
+            lr = opt.param_groups[0]["lr"]
             opt.step()
             sched.step()
             loss_sum += loss.detach()
+        self.last_lr = float(lr)
         self.step += n
         mean = float(loss_sum.item()) / n
         self.losses.append((self.step, mean))
@@ -203,5 +229,5 @@ class INRModule(L.LightningModule):
             self.logger.log_metrics(
                 {"train/loss": mean, "train/lr": sched.get_last_lr()[0]}, step=self.step
             )
-        if self.step >= t.total_steps:
+        if self.step >= self.planned_steps:
             self.trainer.should_stop = True
