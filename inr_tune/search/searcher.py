@@ -20,7 +20,43 @@ from ray.tune.search import Searcher
 from inr_tune.search.session import FINISHED, BlockSession
 from inr_tune.search.tree import Node
 
-__all__ = ["UCBTreeSearcher", "result_to_outcome"]
+__all__ = ["UCBTreeSearcher", "early_stopped_metrics", "result_to_outcome"]
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def early_stopped_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    """The metrics of a trial a scheduler (ASHA) stopped: its last intermediate report.
+
+    ``holdout_r2`` there is over all the window's held-out frames, the frames every
+    finished node is scored on, so the node is scored like the others, only after fewer
+    steps: ``partial`` is always true, and ``partial_reason`` says what the reward is.
+    Without held-out frames the last report's ``final_r2`` covers ≤ 64 frames sampled over
+    the window, not the whole window a finished node's final_r2 covers.
+    """
+    step = result.get("step")
+    metrics: dict[str, Any] = {
+        "final_r2": result.get("final_r2"),
+        "holdout_r2": result.get("holdout_r2"),
+        "steps_done": step,
+        "partial": True,
+    }
+    for key in ("loss", "final_mse", "kinograph_R2", "total_params", "compression_ratio"):
+        if result.get(key) is not None:
+            metrics[key] = result[key]
+    if metrics["holdout_r2"] is not None:
+        metrics["partial_reason"] = (
+            f"stopped early after {step} steps: holdout_r2 on the same held-out frames as "
+            "every node, but after fewer training steps"
+        )
+    else:
+        metrics["partial_reason"] = (
+            f"stopped early after {step} steps, and the window holds no frames out: "
+            "final_r2 is over at most 64 sampled frames, not the whole window"
+        )
+    return metrics
 
 
 def result_to_outcome(
@@ -35,15 +71,15 @@ def result_to_outcome(
         )
     raw = result.get("metrics_json")
     if raw is None:  # only intermediate reports arrived: the trial was stopped early
-        r2 = result.get("final_r2")
-        metrics = {"final_r2": r2, "steps_done": result.get("step")}
-        if isinstance(r2, (int, float)) and math.isfinite(r2):
+        metrics = early_stopped_metrics(result)
+        held = metrics["holdout_r2"]
+        if _finite(held if held is not None else metrics["final_r2"]):
             return "early_stopped", metrics, None
         return "failed", metrics, "stopped before any finite R² was reported"
     metrics = json.loads(raw)
     status = metrics.get("status", "failed")
     r2 = metrics.get("final_r2")
-    if status == "ok" and not (isinstance(r2, (int, float)) and math.isfinite(r2)):
+    if status == "ok" and not _finite(r2):
         return "failed", metrics, "no finite final_r2 in the trial's metrics"
     return status, metrics, metrics.get("error")
 

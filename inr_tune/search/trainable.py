@@ -45,6 +45,14 @@ def ensure_dataset(path: str | None, content_hash: str | None, kind: str) -> str
     return str(path)
 
 
+def _score(metrics: dict[str, Any]) -> float:
+    """The R² a node is judged by (``holdout_r2`` when the window holds frames out, else
+    ``final_r2``), NaN when missing: a scheduler's metric must always be a number."""
+    held = metrics.get("holdout_r2")
+    r2 = held if held is not None else metrics.get("final_r2")
+    return float(r2) if isinstance(r2, (int, float)) else float("nan")
+
+
 def train_node(config: dict[str, Any]) -> None:
     """Train the node described by ``config`` and report its metrics to Ray Tune.
 
@@ -57,15 +65,24 @@ def train_node(config: dict[str, Any]) -> None:
     from inr_tune.config import config_from_dict
     from inr_tune.training.fit import run_trial
 
-    total = int(config["cfg"].get("training", {}).get("total_steps", 0))
-
     def report(row: dict[str, Any]) -> None:
-        # Intermediate results for schedulers; the one at the last step is left to the
-        # final report, so a scheduler never stops a trial that has in fact finished.
-        if row.get("step", 0) < total:
-            tune.report(
-                {"final_r2": row.get("final_r2"), "loss": row.get("loss"), "step": row.get("step")}
-            )
+        # Intermediate results for schedulers (run_trial passes rows before the run's end
+        # only: the last one is left to the final report, so a scheduler never stops a
+        # trial that has in fact finished). holdout_r2 is over all held-out frames, the
+        # frames every node is scored on; score is the R² the node would be judged by.
+        # Keys without a value (no held-out frames) are left out.
+        values = {
+            "final_r2": row.get("final_r2"),
+            "holdout_r2": row.get("holdout_r2"),
+            "score": _score(row),
+            "loss": row.get("loss"),
+            "final_mse": row.get("final_mse"),
+            "kinograph_R2": row.get("kinograph_R2"),
+            "total_params": row.get("total_params"),
+            "compression_ratio": row.get("compression_ratio"),
+            "step": row.get("step"),
+        }
+        tune.report({k: v for k, v in values.items() if v is not None})
 
     # With an object store (out_dir None) the trial writes into its Ray working directory
     # on this node and Ray uploads it to result_dir.
@@ -95,11 +112,17 @@ def train_node(config: dict[str, Any]) -> None:
     metrics.pop("history", None)
     metrics["field_png"] = f"{result_dir}/field.png"
     metrics["ray_node_id"], metrics["ray_resources"] = _placement()
-    final = {
-        "final_r2": metrics.get("final_r2"),
-        "step": metrics.get("steps_done"),
+    # Ray requires the searcher's metric (final_r2) in every result and ASHA multiplies it
+    # and compares the step: numbers always (NaN / 0 for a trial that failed early).
+    r2 = metrics.get("final_r2")
+    final: dict[str, Any] = {
+        "final_r2": float(r2) if isinstance(r2, (int, float)) else float("nan"),
+        "score": _score(metrics),
+        "step": metrics.get("steps_done") or 0,
         "metrics_json": json.dumps(metrics, allow_nan=True),
     }
+    if metrics.get("holdout_r2") is not None:
+        final["holdout_r2"] = metrics["holdout_r2"]
     if config.get("out_dir"):
         tune.report(final)
         return
