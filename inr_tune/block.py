@@ -209,6 +209,8 @@ class Reports:
         self.title = title
 
     def write(self, ctx: Any, block: int | None, ucb_c: float, tree_png: bool = False) -> None:
+        """Rewrite the reports; ``block`` None (the run's end) keeps the UCB scores of the
+        last block started, so ucb_scores.txt is empty only at a block's start."""
         from inr_tune.reports.analysis import render_analysis, write_atomic
         from inr_tune.reports.memory import render_memory
         from inr_tune.search.tree import format_ucb_scores
@@ -221,9 +223,11 @@ class Reports:
         write_atomic(
             self.run_dir / "memory.md", render_memory(events, ctx.tree, classes, self.title)
         )
+        last = ctx.journal.last("block_start")
+        if block is None and last is not None:  # the run ended: keep its last block's scores
+            block, ucb_c = last["block"], last["ucb_c"]
         scores = ctx.tree.ucb_scores(block, ucb_c, ctx.reward) if block is not None else []
-        text = format_ucb_scores(scores)
-        write_atomic(self.run_dir / "ucb_scores.txt", text + ("\n" if text else ""))
+        write_atomic(self.run_dir / "ucb_scores.txt", format_ucb_scores(scores))
         if ctx.rules:
             write_atomic(
                 self.run_dir / "rules.md",
@@ -443,10 +447,12 @@ def run_block_on_ray(
         from ray.tune.schedulers import ASHAScheduler
 
         t = session.root_config.training
-        # Trials report R² every eval_every steps; ASHA compares them at rungs of steps.
+        # Trials report R² every eval_every steps; ASHA compares them at rungs of steps
+        # on ``score``: the held-out R² (all held-out frames, the frames every node is
+        # scored on) when the window holds frames out, else R² over ≤ 64 sampled frames.
         scheduler = ASHAScheduler(
             time_attr="step",
-            metric="final_r2",
+            metric="score",
             mode="max",
             max_t=10 * max(t.total_steps, 1),  # mutations may raise total_steps
             grace_period=max(t.eval_every, t.total_steps // 8),
@@ -559,8 +565,10 @@ def main(argv: list[str] | None = None) -> int:
     from inr_tune.data.store import open_dataset
     from inr_tune.reports.journal import Journal
     from inr_tune.reports.pareto import block_baselines, report_fidelity
+    from inr_tune.reports.ranks import format_ranks, load_or_compute_ranks
     from inr_tune.search.budget import block_budget, fit_root
     from inr_tune.search.experiment import load_experiment
+    from inr_tune.search.seeds import best_config
     from inr_tune.search.session import BlockSession, RunContext, replay_tree
     from inr_tune.search.storage import resolve_storage
 
@@ -658,13 +666,14 @@ def main(argv: list[str] | None = None) -> int:
         ended = [e for e in journal.of("block_end") if e["block"] == index]
         if ended:
             ucb_c = ended[0]["next_ucb_c"]
-            best = tree.best(index)
+            best = tree.get(ended[0].get("best"))
             carried = config_from_dict(best.config) if best else carried
             continue
         started = [e for e in journal.of("block_start") if e["block"] == index]
         if started:
             root = config_from_dict(started[0]["root_config"])
             ucb_c = started[0]["ucb_c"]
+            ranks = started[0].get("ranks")
         else:
             sets = [*opts["set"], *(f"{k}={json.dumps(v)}" for k, v in ctx.pinned.items())]
             root = exp.root_config(spec, gpu=bool(gpus), sets=sets, carried=carried)
@@ -674,6 +683,7 @@ def main(argv: list[str] | None = None) -> int:
             problem = ctx.check_config(root)
             if problem:
                 raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
+            ranks = load_or_compute_ranks(dataset, root.data, content_hash)
             ctx.log(
                 "block_start",
                 block=index,
@@ -682,9 +692,13 @@ def main(argv: list[str] | None = None) -> int:
                 root_config=root.to_dict(),
                 ucb_c=ucb_c,
                 proposer=proposer_name,
+                ranks=ranks,
             )
         budget = block_budget(root, spec, ds)
-        print(f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}")
+        print(
+            f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}"
+            + (f"; {format_ranks(ranks)}" if ranks else "")
+        )
         print(f"  {budget.describe()}")
         baselines = block_baselines(dataset, root, run_dir, windows)
         live.budget = budget
@@ -730,11 +744,12 @@ def main(argv: list[str] | None = None) -> int:
                 session.budget,
                 f"block {index}",
                 tb=storage.url is None,
+                tree=tree,
             )
         )
         storage.upload_reports()
-        best = tree.best(index)
-        carried = config_from_dict(best.config) if best else carried
+        top = best_config(tree, tree.block_nodes(index))  # best mean over its seeds
+        carried = config_from_dict(top.original.config) if top else carried
         ucb_c = review.next_ucb_c
     proposer.close()
     ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
@@ -746,15 +761,17 @@ def main(argv: list[str] | None = None) -> int:
 
 def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any, sentences: list[str]) -> None:
     from inr_tune.reports.analysis import config_line
+    from inr_tune.search.seeds import best_config
 
     trials = storage.url or str(storage.local)
-    best = ctx.tree.best()
+    top = best_config(ctx.tree, ctx.tree.nodes)
     print(f"\ndone in {seconds / 60:.1f} min: {len(ctx.tree)} trials in {run_dir}")
-    if best is not None:
+    if top is not None:
+        best = top.original
         m = best.metrics
         print(
-            f"best: node {best.id} (block {best.block}) {'held-out ' if m.get('holdout_r2') is not None else ''}"
-            f"R²={best.r2:.6f} at {m.get('compression_ratio', float('nan')):.1f}× kinograph R²="
+            f"best config: node {best.id} (block {best.block}) {'held-out ' if m.get('holdout_r2') is not None else ''}"
+            f"R² {top.r2_text()} at {m.get('compression_ratio', float('nan')):.1f}× kinograph R²="
             f"{m.get('kinograph_R2', float('nan')):.5f} in {m.get('training_time', 0) / 60:.1f} min"
         )
         print(f"  config: {config_line(best.config)} [{best.config['model']['inr_type']}]")

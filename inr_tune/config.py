@@ -184,8 +184,9 @@ class SearchConfig:
     seed: int = _f(0, "seed of the rule proposer", min=0)
     seed_reruns: int = _f(
         2,
-        "extra seeds of the block's best config, run in the block's last batch: they measure "
-        "the seed noise the verdicts test against and give the best config as mean ± SD",
+        "new seeds of the block's best config, run as the block's last batch (within "
+        "block.iterations; none when the block is a single batch): they measure the seed "
+        "noise the verdicts test against and give the best config as mean ± SD",
         min=0,
         max=16,
     )

@@ -143,7 +143,7 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
     full = tmp_path / "full"
     r = run_block(*common, "--out", str(full))
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "best: node" in r.stdout and "tensorboard --logdir" in r.stdout
+    assert "best config: node" in r.stdout and "tensorboard --logdir" in r.stdout
     for name in (
         "journal.jsonl",
         "analysis.md",

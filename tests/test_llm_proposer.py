@@ -212,7 +212,7 @@ def test_system_prompt() -> None:
     for i in range(1, 8):
         assert f"\n{i}. " in text
     assert "3. A config that was already tried is refused." in text
-    assert "computed by the tool from the numbers: do not restate them" in text
+    assert "computed by the tool at the block's end, as a test against the seed noise" in text
     for name in strategies.STRATEGIES:
         assert f"\n| {name} | " in text, name
     assert MPM_SPACE.describe() in text

@@ -1,4 +1,5 @@
-"""Exploration tree: node invariants, rewards, UCB and its file format, replay, verdicts."""
+"""Exploration tree: node invariants, rewards, UCB and its file format, replay, comparisons
+(the verdict test itself: test_verdict.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,7 @@ import pytest
 
 from inr_tune.config import Config
 from inr_tune.search.tree import Node, Tree, format_ucb_scores, reward_of
-from inr_tune.search.verdict import (
-    DEFAULT_NOISE,
-    compare_words,
-    describe_change,
-    seed_noise,
-    verdict,
-    verdict_for,
-)
+from inr_tune.search.verdict import compare_words, describe_change
 
 CFG = Config().to_dict()
 C = 1.414
@@ -285,35 +279,6 @@ def test_tree_module_imports_no_heavy_frameworks() -> None:
 # ----------------------------------------------------------------------------- verdicts
 
 
-@pytest.mark.parametrize(
-    ("child", "parent", "expect", "result"),
-    [
-        (0.9999, 0.999, "improve", "supported"),
-        (0.999, 0.9999, "improve", "falsified"),
-        (0.99902, 0.999, "improve", "inconclusive"),  # inside the noise
-        (0.999, 0.9999, "worsen", "supported"),
-        (0.9999, 0.999, "worsen", "falsified"),
-        (0.99902, 0.999, "same", "supported"),
-        (0.9999, 0.999, "same", "falsified"),
-        (None, 0.999, "improve", "falsified"),  # failed child
-        (None, 0.999, "worsen", "supported"),
-        (0.999, None, "improve", "supported"),  # failed parent
-        (0.9999, 0.999, None, "inconclusive"),
-    ],
-)
-def test_verdict(
-    child: float | None, parent: float | None, expect: str | None, result: str
-) -> None:
-    assert verdict(child, parent, expect) == result
-
-
-def test_verdict_noise_is_a_parameter() -> None:
-    assert verdict(0.9995, 0.999, "improve") == "supported"  # Δ ≈ 0.05 > 0.02
-    assert verdict(0.9995, 0.999, "improve", noise=0.06) == "inconclusive"
-    with pytest.raises(ValueError, match="expect="):
-        verdict(0.9, 0.8, "better")
-
-
 def test_compare_words_in_numbers() -> None:
     assert compare_words(0.99912, 0.99870) == "better"  # the older agent wrote "worse" here
     assert compare_words(0.99870, 0.99912) == "worse"
@@ -325,21 +290,3 @@ def test_compare_words_in_numbers() -> None:
     assert text == "R² 0.99912 vs parent 0.99870: better by 0.00042 (+0.17 nines)"
 
 
-def test_seed_noise_from_robustness_tests() -> None:
-    tree = Tree()
-    base = _node(tree, None, 0.999, mutation={})
-    assert seed_noise(tree, base.id) is None
-    rerun = _node(
-        tree, base.id, 0.9996, mutation={"seed": [0, 1]}, strategy="robustness-test", expect="same"
-    )
-    spread = reward_of(0.9996) - reward_of(0.999)
-    assert seed_noise(tree, base.id) == pytest.approx(spread)
-    assert spread > DEFAULT_NOISE
-    child = _node(tree, base.id, 0.9995, expect="improve")
-    assert seed_noise(tree, child.id) == pytest.approx(spread), "inherited along the lineage"
-    # +0.05 supports "improve" against the default noise, not against the seed spread
-    assert verdict(0.9995, 0.999, "improve") == "supported"
-    assert verdict_for(tree, child.id) == "inconclusive"
-    # the re-run is judged against the default noise (not its own spread): the seeds
-    # differ by more than that, so "same" is falsified
-    assert verdict_for(tree, rerun.id) == "falsified"

@@ -140,6 +140,11 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
             budget.append(f"cut by training.max_minutes after {m.get('steps_done')} steps")
         if budget:
             lines.append("Budget: " + "; ".join(budget))
+        if m.get("partial"):
+            lines.append(
+                f"Partial: stopped early by ASHA after {m.get('steps_done')} steps"
+                + (f"; {m['partial_reason']}" if m.get("partial_reason") else "")
+            )
     else:
         lines.append(f"Error: {n.error}")
     data = n.config.get("data", {})
@@ -158,7 +163,10 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
         lines.append("Mutation: none (baseline)")
     lines.append(f"Parent rule: {PARENT_RULES.get(n.strategy, n.strategy)}")
     lines.append(f"Hypothesis: {n.hypothesis or '-'}")
-    lines.append(f"Verdict: {n.verdict or 'inconclusive'}")
+    if n.verdict is None:
+        lines.append("Verdict: pending (computed once, when the block ends)")
+    else:
+        lines.append(f"Verdict: {n.verdict}" + (f" ({n.verdict_basis})" if n.verdict_basis else ""))
     if n.visual:
         lines.append(f"Visual: {n.visual}")
     if n.observation:

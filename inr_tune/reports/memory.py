@@ -1,8 +1,9 @@
 """``memory.md``: the bounded working memory carried across blocks (≤ 500 lines).
 
 Rebuilt from the journal and the tree after every event: a regime table with one row
-per finished block, principles and open questions from the block reviews, the run's own
-rules, the previous block's summary, and the current block's iterations.
+per finished block (with its window's effective ranks, ``reports.ranks``), principles and
+open questions from the block reviews, the run's own rules, the previous block's summary,
+and the current block's iterations (under the window's ranks).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from inr_tune.metrics import quality_class
+from inr_tune.reports.ranks import format_ranks
+from inr_tune.search.seeds import runs_of
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
 
@@ -29,16 +32,27 @@ def _signed(value: Any) -> str:
     return f"{value:+.2f}" if isinstance(value, (int, float)) else "-"
 
 
-def _best_row(tree: Tree, e: Mapping[str, Any]) -> str:
+def _ranks_cell(start: Mapping[str, Any] | None) -> str:
+    """``3/7 (5/12)``: the window's rank_90/rank_99, uncentred (centred); ``-`` if unknown."""
+    r = (start or {}).get("ranks")
+    if not format_ranks(r):
+        return "-"
+    return f"{r['rank_90']}/{r['rank_99']} ({r['centred_rank_90']}/{r['centred_rank_99']})"
+
+
+def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None) -> str:
     best = tree.get(e.get("best"))
+    ranks = _ranks_cell(start)
     if best is None:
-        return f"| {e['block']} | {e['field']} | {e['n_frames']} | - | failed | - | - | - | - | - | - | - | - | - |"
+        return f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | - | failed | - | - | - | - | - | - | - | - | - |"
     m, cfg = best.metrics or {}, best.config
     model, train = cfg.get("model", {}), cfg.get("training", {})
     minutes = (m.get("training_time") or 0) / 60
+    runs = runs_of(tree, best.id)
+    r2 = runs.r2_text(short=True) if runs.n else "-"
     key = (e.get("summary") or "").split(". ")[0][:80]
     return (
-        f"| {e['block']} | {e['field']} | {e['n_frames']} | {model.get('inr_type')} | {best.r2:.6f} | "
+        f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | {model.get('inr_type')} | {r2} | "
         f"{_ratio(m.get('compression_ratio'))} | {_signed(m.get('nines_over_baseline'))} | "
         f"{best.id} | {model.get('hidden_dim')}×{model.get('n_layers')} | {fmt_value(model.get('omega'))} | "
         f"{fmt_value(train.get('lr'))} | {train.get('total_steps')} | {minutes:.1f} | {key} |"
@@ -64,11 +78,12 @@ def render_memory(
         "",
         "## Regime comparison",
         "",
-        "| Block | Field | Frames | Variant | Best held-out R² | Ratio | Nines vs baseline | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| Block | Field | Frames | Rank 90/99 (centred) | Variant | Best config: held-out R² mean ± SD | Ratio | Nines vs baseline | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    lines += [_best_row(tree, e) for e in ends] or [
-        "| - | - | - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
+    start_of = {e["block"]: e for e in starts}
+    lines += [_best_row(tree, e, start_of.get(e["block"])) for e in ends] or [
+        "| - | - | - | - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
     ]
     lines += (
         ["", "## Principles", ""]
@@ -91,6 +106,10 @@ def render_memory(
         lines += [
             f"## Current block (Block {b}: {current['field']} @ {current['n_frames']} frames)",
             "",
+        ]
+        if format_ranks(current.get("ranks")):
+            lines += [f"Window {format_ranks(current['ranks'])} of the [T, N·C] matrix", ""]
+        lines += [
             "### Iterations this block",
             "",
         ]
@@ -104,7 +123,7 @@ def render_memory(
             cls = quality_class(r2, classes) if r2 is not None else n.status
             lines.append(
                 f"- iter {n.id} (parent {n.parent or 'root'}, {n.strategy}): {change} → "
-                f"R² {r2 if r2 is None else f'{r2:.6f}'} [{cls}], {n.verdict or 'inconclusive'}"
+                f"R² {r2 if r2 is None else f'{r2:.6f}'} [{cls}], {n.verdict or 'verdict at block end'}"
             )
         lines += ["", "### Emerging observations", ""]
         lines += [f"- iter {n.id}: {n.observation}" for n in nodes if n.observation][-10:]

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from inr_tune.search.tree import Node, pareto_front
+from inr_tune.search.seeds import best_config
+from inr_tune.search.tree import Node, Tree, pareto_front
 
 __all__ = [
     "POSITION_VARIANTS",
@@ -113,22 +114,39 @@ def format_front(nodes: Iterable[Node], baselines: Any, r2_label: str = "held-ou
 
 
 def comparison_sentence(
-    nodes: Iterable[Node], baselines: Any, min_ratio: float | None, r2_label: str = "held-out R²"
+    nodes: Iterable[Node],
+    baselines: Any,
+    min_ratio: float | None,
+    r2_label: str = "held-out R²",
+    tree: Tree | None = None,
 ) -> str:
-    """One plain sentence: the best INR inside the budget against the best baseline there."""
+    """One plain sentence: the best INR inside the budget against the best baseline there.
+
+    With ``tree``, the best INR is the config with the best mean over its seed reruns
+    (``seeds.best_config``), given as mean ± SD, and the gap uses that mean; without,
+    the single best node.
+    """
     nodes = list(nodes)
     best = best_in_budget(nodes, min_ratio)
     if best is None:
         where = f" at ≥ {min_ratio:g}×" if min_ratio else ""
         return f"no INR finished{where}: nothing to compare with the baselines"
     ratio, r2 = float(best.ratio), float(best.r2)  # type: ignore[arg-type]
+    r2_text, level = fmt_r2(r2), _nines(r2)
+    if tree is not None:
+        inside = [n for n in nodes if n.id in tree and best_in_budget([n], min_ratio)]
+        runs = best_config(tree, inside)
+        if runs is not None:
+            best = runs.original
+            ratio = float(best.ratio)  # type: ignore[arg-type]
+            r2_text, level = runs.r2_text(), runs.mean
     variant = best.config["model"]["inr_type"]
-    text = f"best INR at {ratio:.0f}× (node {best.id}, {variant}): {r2_label} {fmt_r2(r2)}"
+    text = f"best INR at {ratio:.0f}× (node {best.id}, {variant}): {r2_label} {r2_text}"
     base = baseline_at(baselines, ratio)
     if base is None:
         reason = "not computed" if baselines is None else "none reaches this ratio"
         return text + f"; classical baselines at {ratio:.0f}×: {reason}"
-    gap = _nines(r2) - _nines(base[0])
+    gap = level - _nines(base[0])
     verdict = "ahead by" if gap > 0 else "behind by"
     if abs(gap) < 0.005:
         verdict = "level, within"
@@ -221,7 +239,13 @@ def block_baselines(dataset: str, root: Any, run_dir: Path, windows: list[Any]) 
 
 
 def report_fidelity(
-    run_dir: Path, nodes: list[Node], baselines: Any, budget: Any, title: str, tb: bool = True
+    run_dir: Path,
+    nodes: list[Node],
+    baselines: Any,
+    budget: Any,
+    title: str,
+    tb: bool = True,
+    tree: Tree | None = None,
 ) -> str:
     """Print the Pareto front beside the baselines and the comparison sentence; save
     pareto.png, and the same figure in TensorBoard under trials/pareto when ``tb``."""
@@ -229,7 +253,7 @@ def report_fidelity(
     label = "held-out R²" if holdout else "R²"
     min_ratio = budget.min_ratio if budget is not None and budget.active else None
     print(format_front(nodes, baselines, label))
-    sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label)
+    sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label, tree)
     print(sentence)
     fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
     fig.savefig(run_dir / "pareto.png", dpi=90)

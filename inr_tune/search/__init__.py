@@ -8,7 +8,7 @@ from __future__ import annotations
 from inr_tune.search.space import Param, SearchSpace, config_key, fmt_value
 from inr_tune.search.strategies import STRATEGIES, BlockStats, Trigger, block_stats, detect, review
 from inr_tune.search.tree import Node, Tree, UCBScore, format_ucb_scores, reward_of
-from inr_tune.search.verdict import compare_words, seed_noise, verdict, verdict_for
+from inr_tune.search.verdict import Verdict, compare_words, judge, seed_noise, verdict_for
 
 __all__ = [
     "STRATEGIES",
@@ -19,15 +19,16 @@ __all__ = [
     "Tree",
     "Trigger",
     "UCBScore",
+    "Verdict",
     "block_stats",
     "compare_words",
     "config_key",
     "detect",
     "fmt_value",
     "format_ucb_scores",
+    "judge",
     "review",
     "reward_of",
     "seed_noise",
-    "verdict",
     "verdict_for",
 ]

@@ -25,14 +25,16 @@ from inr_tune.search.experiment import BlockSpec, Experiment
 from inr_tune.search.proposers.base import (
     BlockReview,
     Proposal,
+    ProposalBatch,
     Proposer,
     SearchState,
     check_proposal,
     taken_configs,
 )
-from inr_tune.search.space import as_config
+from inr_tune.search.seeds import best_config, members, original_of
+from inr_tune.search.space import as_config, config_key
 from inr_tune.search.tree import Node, Tree
-from inr_tune.search.verdict import verdict_for
+from inr_tune.search.verdict import judge
 
 __all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree"]
 
@@ -257,7 +259,15 @@ class BlockSession:
             self._accept_batch(*call.result())
             return self.next_trial() if self.queued() else None
         running = len(self.running())
-        free = min(self.ctx.parallel - running, self.ctx.n_iter - len(self.nodes()))
+        budget = self.ctx.n_iter - self._reserved()
+        if len(self.nodes()) >= budget:  # proposals spent: the seed-rerun round
+            if running:
+                return None
+            if not self._launch_reruns():
+                self.exhausted = True
+                return FINISHED
+            return self.next_trial()
+        free = min(self.ctx.parallel - running, budget - len(self.nodes()))
         if running and (not self.overlap or free <= 0):
             return None  # batch mode: the next batch is chosen when this one is done
         state, n_slots, new_text = self._prepare(free)
@@ -273,6 +283,53 @@ class BlockSession:
         self._accept_batch(state, self.ctx.proposer.propose(state, n_slots), n_slots, new_text)
         return self.next_trial() if self.queued() else None
 
+    def _reserved(self) -> int:
+        """Slots kept for seed reruns: ``search.seed_reruns``, or 0 when the space has no
+        seed or the block is too small to have a batch of proposals before them."""
+        want = self.root_config.search.seed_reruns
+        if self.ctx.experiment.space.seed_param() is None:
+            return 0
+        return want if self.ctx.n_iter - want >= self.ctx.parallel else 0
+
+    def _launch_reruns(self) -> bool:
+        """Queue the block's last batch: ``search.seed_reruns`` new seeds of the best
+        finished config (on top of any it ran already). They measure the seed noise the
+        block's verdicts test against and give the best config as mean ± SD. False when
+        nothing is left to re-run (they ran already, or no seed value is free)."""
+        want = self._reserved()
+        seed = self.ctx.experiment.space.seed_param()
+        finished = [n for n in self.nodes() if n.status == "ok" and n.r2 is not None]
+        if not want or seed is None or not finished:
+            return False
+        if len(self.nodes()) > self.ctx.n_iter - want:  # launched already
+            return False
+        best = original_of(self.tree, max(finished, key=lambda n: (n.r2, -n.id)))
+        have = len(members(self.tree, best)) - 1
+        cfg = as_config(best.config)
+        taken = set(taken_configs(self.tree))
+        value = int(cfg.get(seed.key))
+        proposals: list[Proposal] = []
+        while len(proposals) < want and (seed.high is None or value < seed.high):
+            value += 1
+            if config_key(self.ctx.experiment.space.apply(cfg, {seed.name: value})) in taken:
+                continue
+            proposals.append(
+                Proposal(
+                    best.id,
+                    {seed.name: value},
+                    "robustness-test",
+                    f"Seed rerun {have + len(proposals) + 1} of the block's best config "
+                    f"(node {best.id}): measures the seed noise that the block's "
+                    "verdicts test against, and gives the best config as mean ± SD.",
+                    "same",
+                )
+            )
+        state = self.state([])
+        accepted = self._accept(state, proposals, "session")
+        if accepted:
+            self._accept_batch(state, ProposalBatch([]), len(accepted), "", accepted)
+        return bool(accepted)
+
     def _prepare(self, n_slots: int) -> tuple[SearchState, int, str]:
         new_text = self.ctx.read_user_input()
         if new_text:
@@ -281,20 +338,28 @@ class BlockSession:
         finished, self._finished_since = self._finished_since, []
         return self.state(finished), n_slots, new_text
 
-    def _accept_batch(self, state: SearchState, batch: Any, n_slots: int, new_text: str) -> None:
+    def _accept_batch(
+        self,
+        state: SearchState,
+        batch: Any,
+        n_slots: int,
+        new_text: str,
+        reruns: list[tuple[Config, dict[str, Any], Proposal]] | None = None,
+    ) -> None:
         state = SearchState(**{**state.__dict__, "tree": self.tree})  # validate on the live tree
         self._record_notes(batch.notes)
         if batch.remarks:
             self.ctx.log("proposer_remarks", block=self.block, remarks=list(batch.remarks))
-        accepted = self._accept(state, batch.proposals[:n_slots], self.ctx.proposer.name)
+        accepted = list(reruns or [])  # already checked (the seed-rerun round)
+        accepted += self._accept(
+            state,
+            batch.proposals[: n_slots - len(accepted)],
+            self.ctx.proposer.name,
+            taken_from=accepted,
+        )
         if len(accepted) < n_slots:  # a proposer that returned too few or invalid ones
-            scratch = state.tree.copy()
-            for child, changes, p in accepted:
-                scratch.add(
-                    p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect
-                )
             more = self.ctx.fallback.propose(
-                SearchState(**{**state.__dict__, "tree": scratch}), n_slots - len(accepted)
+                self._with_pending(state, accepted), n_slots - len(accepted)
             )
             accepted += self._accept(
                 state, more.proposals, self.ctx.fallback.name, taken_from=accepted
@@ -331,6 +396,15 @@ class BlockSession:
                 as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml"
             )
 
+    def _with_pending(
+        self, state: SearchState, accepted: list[tuple[Config, dict[str, Any], Proposal]]
+    ) -> SearchState:
+        """``state`` on a copy of its tree with ``accepted`` added as pending nodes."""
+        scratch = state.tree.copy()
+        for child, changes, p in accepted:
+            scratch.add(p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect)
+        return SearchState(**{**state.__dict__, "tree": scratch})
+
     def _accept(
         self,
         state: SearchState,
@@ -339,8 +413,6 @@ class BlockSession:
         taken_from: list[tuple[Config, dict[str, Any], Proposal]] | None = None,
     ) -> list[tuple[Config, dict[str, Any], Proposal]]:
         taken = taken_configs(state.tree)
-        from inr_tune.search.space import config_key
-
         for child, _, _ in taken_from or []:
             taken[config_key(child)] = -1
         out = []
@@ -379,14 +451,22 @@ class BlockSession:
         metrics = {**metrics, **baseline_metrics(self.baselines, metrics)}
         self.ctx.log("node_completed", node_id=node_id, status=status, metrics=metrics, error=error)
         node = self.tree.complete(node_id, status, metrics, error)
-        verdict = verdict_for(self.tree, node_id)
         scores = self.tree.ucb_scores(self.block, self.ucb_c, self.reward)
         next_parent = scores[0].node.id if scores else None
-        self.ctx.log("node_noted", node_id=node_id, verdict=verdict, next_parent=next_parent)
-        self.tree.note(node_id, verdict=verdict)
+        self.ctx.log("node_noted", node_id=node_id, next_parent=next_parent)
         self._launched.discard(node_id)
         self._finished_since.append(node_id)
         return node
+
+    def _judge(self) -> None:
+        """The verdict of every finished node of the block, once, now that the block's
+        seed reruns are known (journaled, so a resumed run keeps them)."""
+        for node in self.nodes():
+            if node.pending or node.verdict is not None:
+                continue
+            v = judge(self.tree, node.id)
+            self.ctx.log("node_noted", node_id=node.id, verdict=v.word, basis=v.basis)
+            self.tree.note(node.id, verdict=v.word, basis=v.basis)
 
     def finish(self) -> BlockReview:
         """Notes on the last batch, then the block-end review (journaled)."""
@@ -396,6 +476,7 @@ class BlockSession:
             finished, self._finished_since = self._finished_since, []
             batch = self.ctx.proposer.propose(self.state(finished), 0)
             self._record_notes(batch.notes)
+        self._judge()
         state = self.state([])
         try:
             review = self.ctx.proposer.review_block(state)
@@ -403,7 +484,8 @@ class BlockSession:
             self.ctx.log("review_failed", block=self.block, error=f"{type(err).__name__}: {err}")
             review = self.ctx.fallback.review_block(state)
         review.next_ucb_c = min(3.0, max(0.5, float(review.next_ucb_c)))
-        best = self.tree.best(self.block)
+        top = best_config(self.tree, self.nodes())
+        best = top.original if top is not None else None
         self.ctx.log(
             "block_end",
             block=self.block,

@@ -15,7 +15,7 @@ the last node that used it, so a trigger does not fire again on the same evidenc
 | recombine | two nodes R² > 0.95 at tree distance ≥ 2 | higher adopts a value that helped the other |
 | forced-branch | 4+ consecutive converged nodes mutating one param | 2nd-best UCB node, other param |
 | switch-param | one param mutated 4+ times in the block | mutate a different param |
-| robustness-test | a good node (R² ≥ good class) | re-run it with a new seed, once per lineage |
+| robustness-test | a good node (R² ≥ good class), no rerun in the block yet | re-run it with a new seed |
 | stochastic-field | seed re-runs of a config differ by > 0.1 in R² | flag the field, try clipping/schedule/loss |
 """
 
@@ -28,9 +28,16 @@ from itertools import pairwise
 from typing import Any
 
 from inr_tune.errors import ProposalError
+from inr_tune.search.seeds import (
+    best_config,
+    group_spread,
+    is_seed_rerun,
+    seed_groups,
+    unconfirmed,
+)
 from inr_tune.search.space import SearchSpace, as_config, config_key, fmt_value
 from inr_tune.search.tree import HAS_R2, Node, Tree
-from inr_tune.search.verdict import compare_words, group_spread, is_seed_rerun, seed_groups
+from inr_tune.search.verdict import compare_words
 
 __all__ = [
     "HIGH_R2",
@@ -331,9 +338,14 @@ def robustness_test(
     classes: Mapping[str, float],
     taken: set[str] | None = None,
 ) -> Trigger | None:
-    """The best good node (R² ≥ good class) whose lineage was never re-run: new seed."""
+    """The best good node (R² ≥ good class) whose lineage was never re-run: new seed.
+
+    Once a config of the block has seed reruns (finished or pending, e.g. the session's
+    ``search.seed_reruns`` of the best config), the block's noise is being measured and
+    this trigger stays quiet.
+    """
     seed = space.seed_param()
-    if seed is None:
+    if seed is None or seed_groups(tree, block):
         return None
     if taken is None:
         taken = {config_key(n.config) for n in tree.nodes}
@@ -431,15 +443,17 @@ class BlockStats:
     plateau: list[int]  # longest run (3+) of consecutive results within ±tol, else []
     same_param_run: int  # longest run of consecutive nodes mutating one param
     same_param: str | None
-    best: int | None
-    best_r2: float | None
+    best: int | None  # the config with the best mean over its seeds (seeds.best_config)
+    best_r2: float | None  # its first run's R²
     strategies: dict[str, int] = field(default_factory=dict)
+    best_text: str = ""  # "R² mean ± SD (n seeds: nodes …)"
+    verdicts: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One paragraph for memory.md."""
         pct = lambda x: "n/a" if x is None else f"{x:.0%}"  # noqa: E731
         best = (
-            f"best node {self.best} (R² {self.best_r2:.5f})"
+            f"best config node {self.best} (R² {self.best_text or f'{self.best_r2:.5f}'})"
             if self.best is not None and self.best_r2 is not None
             else "no successful node"
         )
@@ -455,6 +469,11 @@ class BlockStats:
             f"{plateau}, longest same-parameter run {self.same_param_run}"
             + (f" ({self.same_param})" if self.same_param else "")
             + (f"; strategies: {used}" if used else "")
+            + (
+                "; verdicts: " + ", ".join(f"{v} {k}" for k, v in sorted(self.verdicts.items()))
+                if self.verdicts
+                else ""
+            )
             + "."
         )
 
@@ -497,7 +516,8 @@ def block_stats(
         current = p
         if run > best_run:
             best_run, best_param = run, p
-    best = tree.best(block)
+    top = best_config(tree, nodes)
+    best = top.original if top is not None else None
     return BlockStats(
         block=block,
         n_nodes=len(nodes),
@@ -511,7 +531,16 @@ def block_stats(
         best=best.id if best else None,
         best_r2=best.r2 if best else None,
         strategies=dict(Counter(n.strategy for n in nodes)),
+        best_text=(top.r2_text() + _unconfirmed_text(tree, nodes, top)) if top else "",
+        verdicts=dict(Counter(n.verdict for n in nodes if n.verdict)),
     )
+
+
+def _unconfirmed_text(tree: Tree, nodes: list[Node], top: Any) -> str:
+    lucky = unconfirmed(tree, nodes, top)
+    if lucky is None:
+        return ""
+    return f"; node {lucky.id} scored {lucky.r2:.6f} once, not re-run"
 
 
 def review(stats: BlockStats, ucb_c: float) -> tuple[float, list[str]]:

@@ -10,7 +10,8 @@ three events, which ``Tree.replay`` reads back (other events are ignored)::
 
     {"event": "node_added", "node": Node.to_dict()}            # status "pending"
     {"event": "node_completed", "node_id": 7, "status": "ok", "metrics": {...}, "error": null}
-    {"event": "node_noted", "node_id": 7, "observation": "...", "visual": null, "verdict": "supported"}
+    {"event": "node_noted", "node_id": 7, "observation": "...", "visual": null}
+    {"event": "node_noted", "node_id": 7, "verdict": "supported", "basis": "Δ +0.412 nines …"}
 """
 
 from __future__ import annotations
@@ -107,7 +108,8 @@ class Node:
     expect: str | None = None  # "improve" | "worsen" | "same" | None
     observation: str | None = None
     visual: str | None = None
-    verdict: str | None = None  # "supported" | "falsified" | "inconclusive"
+    verdict: str | None = None  # "supported" | "falsified" | "inconclusive", set at block end
+    verdict_basis: str | None = None  # the one line that explains the verdict
     metrics: dict[str, Any] = field(default_factory=dict)
     status: str = PENDING
     error: str | None = None
@@ -253,8 +255,10 @@ class Tree:
         observation: str | None = None,
         visual: str | None = None,
         verdict: str | None = None,
+        basis: str | None = None,
     ) -> Node:
-        """Set a node's observation, visual remark and verdict (None leaves one unchanged)."""
+        """Set a node's observation, visual remark, verdict and the verdict's basis (None
+        leaves one unchanged)."""
         node = self[node_id]
         if observation is not None:
             node.observation = observation
@@ -262,6 +266,8 @@ class Tree:
             node.visual = visual
         if verdict is not None:
             node.verdict = verdict
+        if basis is not None:
+            node.verdict_basis = basis
         return node
 
     # ------------------------------------------------------------------ queries
@@ -410,6 +416,7 @@ class Tree:
                 event.get("observation"),
                 event.get("visual"),
                 event.get("verdict"),
+                event.get("basis"),
             )
 
     @classmethod

@@ -43,7 +43,7 @@ class Proposal:
     The first batch of a block has no finished node to branch from, so it holds the
     baseline plus mutations of the root config, all with parent None (block roots).
     ``expect`` is the hypothesis' predicted direction ("improve", "worsen", "same"); the
-    verdict on it is computed in code (``verdict.verdict_for``).
+    verdict on it is computed in code at the block's end (``verdict.judge``).
     """
 
     parent: int | None

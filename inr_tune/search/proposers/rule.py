@@ -3,7 +3,7 @@
 ``RuleProposer.propose``:
 
 1. writes an observation on each finished node (R² against its reference, in numbers and
-   nines, the mutation and the computed verdict);
+   nines, and the mutation; the verdict comes at the block's end, from ``verdict.judge``);
 2. at a block's start (no finished node yet) proposes the baseline (the root config
    unchanged) and fills the other slots with one-move mutations of the root config on
    different params (heaviest ``weight`` first: lr, ω, width in the shipped spaces), all
@@ -21,7 +21,6 @@ is seeded from (seed, tree size, block): the same tree gives the same proposals.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Iterator
 from typing import Any
@@ -40,7 +39,7 @@ from inr_tune.search.proposers.base import (
 )
 from inr_tune.search.space import Param, as_config, config_key, fmt_value
 from inr_tune.search.tree import DIVERGED, EARLY_STOPPED, FAILED, Node, Tree
-from inr_tune.search.verdict import describe_change, seed_noise, verdict_for
+from inr_tune.search.verdict import describe_change, seed_noise
 
 __all__ = ["RuleProposer", "explain", "observation"]
 
@@ -82,6 +81,14 @@ def explain(param: str, old: Any, new: Any, cfg: Config, state: SearchState) -> 
         return (
             f"lowering ω {a}: the best ω falls as the frame count grows, and {frames} frames "
             "may want a smoother basis",
+            "improve",
+        )
+    if param == "omega_hidden":
+        hid = omega if new is None else float(new)
+        note = "following ω" if new is None else "the SIREN paper keeps 30"
+        return (
+            f"omega_hidden {a} puts the hidden layers at ω={fmt_value(hid)} ({note}): the hidden ω "
+            f"scales each step of the hidden weights (≈ ω·lr = {hid * lr:.2g}), not the init",
             "improve",
         )
     if param == "hidden_dim":
@@ -542,11 +549,14 @@ class RuleProposer(Proposer):
 
 
 def observation(tree: Tree, node: Node, classes: dict[str, float]) -> str:
-    """``R² 0.99912 vs parent 0.99870: better by 0.00042 (+0.17 nines); omega 8→12: supported``."""
+    """``R² 0.99912 vs parent 0.99870: better by 0.00042 (+0.17 nines); omega 8→12``.
+
+    Numbers only: the verdict on the hypothesis is computed once, at the block's end
+    (``verdict.judge``), and shown beside this observation.
+    """
     ref = tree.reference(node.id)
     mut = ", ".join(f"{k} {_arrow(o, n)}" for k, (o, n) in node.mutation.items())
-    verdict = verdict_for(tree, node.id) if node.expect else None
-    tail = f"; {mut}: {verdict}" if mut and verdict else (f"; {mut}" if mut else "")
+    tail = f"; {mut}" if mut else ""
     if node.r2 is None:
         reason = f" ({node.error})" if node.error else ""
         return f"{node.status}{reason}{tail}"
@@ -559,7 +569,7 @@ def observation(tree: Tree, node: Node, classes: dict[str, float]) -> str:
         text = "stopped early; " + text
     if grade:
         text += f", {grade}"
-    noise = seed_noise(tree, ref.id)
-    if node.strategy == "robustness-test" and noise is not None and not math.isnan(noise):
-        text += f"; seed spread {noise:.3f} (nines reward)"
+    noise = seed_noise(tree, node.id)
+    if node.strategy == "robustness-test" and noise is not None:
+        text += f"; seed SD so far {noise:.3f} nines"
     return text + tail
