@@ -1,7 +1,7 @@
 """Seconds per metric of ``inr_tune.metrics`` at a training-window and a full fly-eye size.
 
-    python benchmarks/metrics_speed.py            # 400×1800×4 and 64000×1736×1 (~2 GB RAM)
-    python benchmarks/metrics_speed.py --quick    # 400×1800×4 and 4000×1736×1
+    python benchmarks/metrics_speed.py            # 400×9000×4 and 64000×1736×1 (~2 GB RAM)
+    python benchmarks/metrics_speed.py --quick    # 400×9000×4 and 4000×1736×1
     python benchmarks/metrics_speed.py --skimage  # also time skimage's SSIM (large: ~7 GB, 30 s)
 
 Inputs are float32: a smooth random field and a prediction with 1 % noise and a small gain
@@ -20,7 +20,7 @@ import numpy as np
 
 from inr_tune import metrics
 
-SIZES = {"window": (400, 1800, 4), "flyvis": (64000, 1736, 1)}
+SIZES = {"window": (400, 9000, 4), "flyvis": (64000, 1736, 1)}
 QUICK_FLYVIS = (4000, 1736, 1)
 
 

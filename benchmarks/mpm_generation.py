@@ -1,7 +1,7 @@
 """Time MPM dataset generation: the default dataset end to end, and a 9000-particle run.
 
-    python benchmarks/mpm_generation.py            # default dataset (1800 particles,
-                                                   # 1000 frames × 5 substeps) + 9000 particles
+    python benchmarks/mpm_generation.py            # the default dataset (9000 particles,
+                                                   # 5500 substeps) + a 9000-particle run
     python benchmarks/mpm_generation.py --quick    # 200 frames and 100 substeps instead
 
 Prints substeps/s, frames/s and seconds for each case. The dataset goes to a temporary

@@ -22,11 +22,13 @@ __all__ = ["DEFAULTS", "cache_dir", "default_dataset_path", "ensure_default_data
 
 #: Generator parameters of the built-in datasets.
 DEFAULTS: dict[str, dict[str, Any]] = {
-    # 9 discs × 200 particles; like the reference data one frame is one substep, and the
-    # 1000 stored frames are substeps 4501–5500, so the centred 400-frame window is the
-    # reference's training window (frames 4800–5200: the discs have collided and spread).
+    # 9 discs × 1000 particles (9000, the reference data's count: about 3.5 particles per
+    # grid cell, as the reference's 3.45; p_vol = (dx/2)² assumes 4); like the reference
+    # one frame is one substep, and the 1000 stored frames are substeps 4501–5500, so the
+    # centred 400-frame window is the reference's training window (frames 4800–5200: the
+    # discs have collided and spread).
     "mpm": {
-        "particles_per_disc": 200,
+        "particles_per_disc": 1000,
         "frames": 1000,
         "substeps_per_frame": 1,
         "skip_substeps": 4500,
