@@ -5,8 +5,17 @@ A block is one (field, n_frames) of the schedule. Its root config is, in order: 
 experiment's ``defaults``, the starting config for ``FIELD@FRAMES`` (or the nearest
 lower frame count of that field), and — when the experiment says ``carry_best`` — the
 best config of the previous block; then the machine profile (``cpu`` on machines without
-a GPU) and the user's ``--set`` overrides. ``t_period_follows_frames`` sets
-``model.t_period`` to the block's frame count.
+a GPU) and the user's ``--set`` overrides.
+
+Time is encoded as τ = k / n_frames / t_period (k = 0..n_frames−1, models/variants.py), so
+a fixed ``model.t_period`` gives τ ∈ [0, 1/t_period) at every frame count (the MPM
+study: t_period 1, τ ∈ [0, 1)). An experiment may instead fix the step of τ per frame,
+``tau_per_frame``: each block's starting config gets t_period = 1 / (tau_per_frame ·
+n_frames), so τ ∈ [0, tau_per_frame · n_frames) and a SIREN's ω means the same temporal
+resolution (radians per frame) at every frame count; a carried config's t_period is
+rescaled by (its frame count / the new one), which keeps its own τ per frame, also
+after the search changed t_period. The older ``t_period_follows_frames`` (t_period =
+n_frames, τ ∈ [0, 1/n_frames): blind to time) is refused with a message.
 """
 
 from __future__ import annotations
@@ -36,7 +45,16 @@ KEYS = {
     "start",
     "cpu",
     "carry_best",
-    "t_period_follows_frames",
+    "tau_per_frame",
+}
+
+# Keys of older experiment files that no longer do anything: refused with the reason.
+RETIRED_KEYS = {
+    "t_period_follows_frames": (
+        "is no longer supported (t_period = n_frames squashed τ = k / n_frames / t_period "
+        "into [0, 1/n_frames)); remove it and set tau_per_frame (τ step per frame at every "
+        "frame count, e.g. 0.0062832 = 2π/1000) or model.t_period in defaults (1.0: τ ∈ [0, 1))"
+    ),
 }
 
 
@@ -79,7 +97,7 @@ class Experiment:
     start: dict[str, dict[str, Any]] = field(default_factory=dict)
     cpu: dict[str, Any] = field(default_factory=dict)
     carry_best: bool = False
-    t_period_follows_frames: bool = False
+    tau_per_frame: float | None = None
 
     def fields(self) -> list[str]:
         return list(dict.fromkeys(b.field for b in self.schedule))
@@ -127,6 +145,12 @@ class Experiment:
             raw = _merge(raw, candidates[-1][1])
         return raw
 
+    def t_period(self, n_frames: int) -> float | None:
+        """The block's ``model.t_period`` under ``tau_per_frame`` (None without it)."""
+        if self.tau_per_frame is None:
+            return None
+        return 1.0 / (self.tau_per_frame * n_frames)
+
     def root_config(
         self,
         block: BlockSpec,
@@ -136,15 +160,17 @@ class Experiment:
         carried: Config | None = None,
     ) -> Config:
         raw = self.start_config(block)
+        if self.tau_per_frame is not None:
+            raw = _merge(raw, {"model": {"t_period": self.t_period(block.n_frames)}})
         if carried is not None and self.carry_best:
-            raw = _merge(
-                raw, {s: v for s, v in carried.to_dict().items() if s in ("model", "training")}
-            )
+            kept = {s: v for s, v in carried.to_dict().items() if s in ("model", "training")}
+            if self.tau_per_frame is not None:  # keep the carried config's τ per frame
+                scale = carried.data.n_frames / block.n_frames
+                kept["model"] = {**kept["model"], "t_period": carried.model.t_period * scale}
+            raw = _merge(raw, kept)
         if not gpu:
             raw = _merge(raw, self.cpu)
         raw = _merge(raw, {"data": {"field": block.field, "n_frames": block.n_frames}})
-        if self.t_period_follows_frames:
-            raw = _merge(raw, {"model": {"t_period": float(block.n_frames)}})
         try:
             return config_from_dict(apply_overrides(raw, sets))
         except ConfigError as err:
@@ -201,6 +227,9 @@ def load_experiment(name_or_path: str) -> Experiment:
         raise ConfigError(f"{p} is not valid YAML") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{p} must be a mapping")
+    retired = sorted(set(raw) & set(RETIRED_KEYS))
+    if retired:
+        raise ConfigError(f"{p}: {retired[0]} {RETIRED_KEYS[retired[0]]}")
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise ConfigError(f"{p}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(KEYS))}")
@@ -236,6 +265,22 @@ def load_experiment(name_or_path: str) -> Experiment:
             raise ConfigError(f"{p}: start key {key!r} must look like FIELD@FRAMES, e.g. F@400")
         start[str(key)] = _check_sections(f"{p}: start {key}", sections)
 
+    tau_per_frame = raw.get("tau_per_frame")
+    if tau_per_frame is not None:
+        if isinstance(tau_per_frame, bool) or not isinstance(tau_per_frame, (int, float)):
+            raise ConfigError(f"{p}: tau_per_frame must be a number > 0, e.g. 0.0062832")
+        if not tau_per_frame > 0:
+            raise ConfigError(f"{p}: tau_per_frame={tau_per_frame} must be > 0")
+        where = [("defaults", raw.get("defaults")), ("cpu", raw.get("cpu"))]
+        where += [(f"start {k}", v) for k, v in start.items()]
+        for name, sections in where:
+            model = sections.get("model") if isinstance(sections, dict) else None
+            if isinstance(model, dict) and "t_period" in model:
+                raise ConfigError(
+                    f"{p}: {name} sets model.t_period, which tau_per_frame sets per block "
+                    "(t_period = 1 / (tau_per_frame · n_frames)); remove one of them"
+                )
+
     def text(key: str) -> str:
         if not raw.get(key):
             return ""
@@ -257,5 +302,5 @@ def load_experiment(name_or_path: str) -> Experiment:
         start=start,
         cpu=_check_sections(f"{p}: cpu", raw.get("cpu")),
         carry_best=bool(raw.get("carry_best", False)),
-        t_period_follows_frames=bool(raw.get("t_period_follows_frames", False)),
+        tau_per_frame=None if tau_per_frame is None else float(tau_per_frame),
     )
