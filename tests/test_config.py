@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from inr_tune.config import (
@@ -15,6 +17,7 @@ from inr_tune.config import (
     save_config,
 )
 from inr_tune.errors import ConfigError
+from inr_tune.models.variants import encode_time
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,10 +129,58 @@ def test_older_dialect_inr_batch_size_and_periods(tmp_path: Path) -> None:
         )
     )
     cfg = load_config(path, ["training.lr=1e-5"])
-    assert cfg.model.t_period == 1000.0 and cfg.model.xy_period == 2.0
+    # the fly-eye tool's τ = 2πk / T_period: T_period = n_frames is τ ∈ [0, 2π) here too
+    assert cfg.model.t_period == pytest.approx(1 / (2 * math.pi)) and cfg.model.xy_period == 2.0
     assert cfg.training.batch_size == 50 and cfg.training.total_steps == 20000
     assert cfg.training.lr == pytest.approx(1e-5)  # --set wins over the file
     assert cfg.data.field == "stimulus" and cfg.data.n_frames == 1000
+
+
+def _fly_yaml(tmp_path: Path, t_period: float, **sections: dict) -> Path:
+    raw = {
+        "dataset": "flyvis_noise_005",
+        "graph_model": {"inr_type": "siren_txy", "omega_f": 30, "nnr_f_T_period": t_period},
+        "training": {"learning_rate_NNR_f": 2e-5},
+        **sections,
+    }
+    path = tmp_path / "fly.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("t_old", "n"), [(10.0, 10), (1000.0, 1000), (64000.0, 64000), (500.0, 100)]
+)
+def test_older_flyvis_t_period_keeps_the_older_tools_tau(tmp_path: Path, t_old, n) -> None:
+    """The fly-eye tool fed τ = k / (T_period / 2π) for frame k (seed 002); the mapped
+    t_period gives the same τ through our one encoding, at the config's frame count."""
+    cfg = load_config(_fly_yaml(tmp_path, t_old, claude={"n_training_frames": n}))
+    k = torch.arange(n)
+    ours = encode_time(k, cfg.data.n_frames, cfg.model.t_period).double()
+    older = k.double() / (t_old / (2 * math.pi))
+    assert torch.allclose(ours, older, rtol=1e-5, atol=1e-6)
+    if t_old == n:  # the tool's rule T_period = n_frames: τ ∈ [0, 2π) here too
+        assert float(ours[-1]) == pytest.approx(2 * math.pi * (n - 1) / n, rel=1e-5)
+
+
+def test_older_flyvis_t_period_frame_count(tmp_path: Path) -> None:
+    """Without n_training_frames the whole recording (simulation.n_frames) was the window;
+    without either the mapping has no frame count and says so in one line."""
+    cfg = load_config(_fly_yaml(tmp_path, 2000.0, simulation={"n_frames": 2000}))
+    assert cfg.model.t_period == pytest.approx(1 / (2 * math.pi))
+    with pytest.raises(ConfigError, match="n_training_frames") as err:
+        load_config(_fly_yaml(tmp_path, 2000.0))
+    assert "\n" not in str(err.value)
+
+
+def test_older_mpm_t_period_is_unchanged(tmp_path: Path) -> None:
+    """The MPM tool used τ = k / n_frames / T_period already: the value maps as it is."""
+    assert load_config(ROOT / "tests/fixtures/anchor_mpm_config.yaml").model.t_period == 1.0
+    raw = yaml.safe_load((ROOT / "tests/fixtures/anchor_mpm_config.yaml").read_text())
+    raw["graph_model"]["nnr_f_T_period"] = 2.0
+    path = tmp_path / "mpm.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path).model.t_period == 2.0
 
 
 def _shipped_yaml() -> list[Path]:
