@@ -456,3 +456,24 @@ def test_cuda_matches_cpu() -> None:
     gpu = simulate(state.to("cuda"), params, 200).to("cpu")
     for k in ("x", "v", "F", "C", "Jp", "S"):
         np.testing.assert_allclose(getattr(gpu, k).numpy(), getattr(cpu, k).numpy(), atol=1e-8)
+
+
+def test_default_dataset_has_the_reference_particle_density() -> None:
+    """The default scene at 1000 particles per disc: ≈ 3.5 per grid cell inside a disc,
+    as the reference data (3.45) and what p_vol = (dx/2)² assumes (4), not 0.7."""
+    from inr_tune.data.defaults import DEFAULTS
+
+    ppd = DEFAULTS["mpm"]["particles_per_disc"]
+    state, discs = mpm.discs_3types(ppd, seed=DEFAULTS["mpm"]["seed"])
+    n_grid = mpm.MPMParams().n_grid
+    cells_per_disc = np.pi * mpm.DISC_RADIUS**2 * n_grid**2
+    assert len(discs) == 9000
+    assert 3.0 < ppd / cells_per_disc < 4.0
+    # measured: particles per occupied cell of the first disc's interior (edge cells are
+    # partly outside the disc, so only cells well inside count)
+    x = state.x[discs == 0].numpy()
+    cell = np.floor(x * n_grid).astype(int)
+    centre = np.array([mpm.DISC_CENTRES_X[0], mpm.DISC_CENTRES_Y[0]]) * n_grid
+    inner = np.linalg.norm(cell + 0.5 - centre, axis=1) < mpm.DISC_RADIUS * n_grid - 2
+    _, counts = np.unique(cell[inner], axis=0, return_counts=True)
+    assert 2.8 < counts.mean() < 4.2
