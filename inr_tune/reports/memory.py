@@ -13,7 +13,7 @@ from typing import Any
 
 from inr_tune.metrics import quality_class
 from inr_tune.reports.ranks import format_ranks
-from inr_tune.search.seeds import runs_of
+from inr_tune.search.seeds import decades, runs_of
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
 
@@ -49,11 +49,14 @@ def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None)
     model, train = cfg.get("model", {}), cfg.get("training", {})
     minutes = (m.get("training_time") or 0) / 60
     runs = runs_of(tree, best.id)
+    gap = m.get("nines_over_baseline")  # of the mean over the seeds, as the closing sentence
+    if runs.n and isinstance(m.get("baseline_r2"), (int, float)):
+        gap = runs.mean - decades(m["baseline_r2"])
     r2 = runs.r2_text(short=True) if runs.n else "-"
     key = (e.get("summary") or "").split(". ")[0][:80]
     return (
         f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | {model.get('inr_type')} | {r2} | "
-        f"{_ratio(m.get('compression_ratio'))} | {_signed(m.get('nines_over_baseline'))} | "
+        f"{_ratio(m.get('compression_ratio'))} | {_signed(gap)} | "
         f"{best.id} | {model.get('hidden_dim')}×{model.get('n_layers')} | {fmt_value(model.get('omega'))} | "
         f"{fmt_value(train.get('lr'))} | {train.get('total_steps')} | {minutes:.1f} | {key} |"
     )
