@@ -1,8 +1,8 @@
-"""INR variants: the one input encoding, the field wrappers, the registry, standardisation.
+"""INR variants: the registry of builders, ``build_model`` and ``predict_window``.
 
-Every prediction — training batch, evaluation loop, plot — goes through
-``encode_inputs``; the older tools divided time by T_period in training but not in
-evaluation, which this single function rules out.
+The encoding lives in ``encoding.py`` (every prediction goes through ``encode_inputs``),
+the field models in ``fields.py``, standardisation in ``standardize.py``; their names are
+re-exported here.
 
 Encoding (``spec`` = ``FieldSpec``, ``cfg`` = the model config):
 
@@ -48,18 +48,35 @@ Model outputs are in standardised units; ``Standardizer`` converts to raw units.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from inr_tune.errors import ConfigError, DataError
+from inr_tune.errors import ConfigError
+from inr_tune.models.encoding import (
+    BASIS_TYPES,
+    INR_NAMES,
+    FieldSpec,
+    _check_inr_type,
+    _get,
+    encode_inputs,
+    encode_space,
+    encode_time,
+)
+from inr_tune.models.fields import (
+    FactorizedField,
+    FieldINR,
+    NGPFieldINR,
+    SirenIdField,
+    SirenTField,
+    SirenTXYField,
+)
 from inr_tune.models.ngp import HashGridEncoding, NGPField
 from inr_tune.models.siren import OUTPUT_INITS, Siren
+from inr_tune.models.standardize import Standardizer
 
 __all__ = [
     "BASIS_TYPES",
@@ -78,436 +95,6 @@ __all__ = [
     "encode_time",
     "predict_window",
 ]
-
-BASIS_TYPES = ("siren", "table")
-"""Allowed ``basis`` values of the factorized variant."""
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What the model needs to know about the data window."""
-
-    n_frames: int
-    """T, frames in the training window (τ = k / T / t_period)."""
-    n_points: int
-    """N, particles or neurons."""
-    n_components: int
-    """C, components of the field (F: 4, Jp: 1, stimulus: 1)."""
-    position_scale: float = 1.0
-    """Raw positions × this = model positions: 1.0 for MPM (unit box), 1/8 for fly-eye."""
-    static_positions: bool = False
-    """Positions do not change with the frame (fly-eye: [N, 2])."""
-    position_range: tuple[float, float] = (0.0, 1.0)
-    """Range of positions · position_scale, used by ngp to fit its grid: (0, 1) for the MPM
-    unit box, (−1, 1) for fly-eye (|x| ≤ 8 scaled by 1/8)."""
-
-
-def encode_time(frame_idx: Tensor, n_frames: int, t_period: float) -> Tensor:
-    """τ = k / n_frames / t_period; frame_idx [...] integer → τ [...] float32."""
-    return frame_idx.to(torch.float32) / float(n_frames) / float(t_period)
-
-
-def encode_space(positions: Tensor, spec: FieldSpec, xy_period: float) -> Tensor:
-    """Raw positions [..., 2] → (x, y) · position_scale / xy_period [..., 2] float32."""
-    return positions.to(torch.float32) * float(spec.position_scale) / float(xy_period)
-
-
-def _check_inr_type(inr_type: str) -> None:
-    if inr_type not in INR_TYPES:
-        raise ConfigError(
-            f"model.inr_type={inr_type!r} is unknown; valid: {', '.join(sorted(INR_TYPES))}"
-        )
-
-
-def _as_point_idx(point_idx: Tensor | None, batch: int, n_points: int, device: Any) -> Tensor:
-    """point_idx [B, P], [P] or None (= all N points) → LongTensor [B, P]."""
-    if point_idx is None:
-        point_idx = torch.arange(n_points, device=device)
-    if point_idx.ndim == 1:
-        point_idx = point_idx.expand(batch, -1)
-    return point_idx
-
-
-def encode_inputs(
-    inr_type: str,
-    frame_idx: Tensor,
-    point_idx: Tensor | None,
-    positions: Tensor | None,
-    spec: FieldSpec,
-    cfg: Any,
-    reference_positions: Tensor | None = None,
-) -> Tensor:
-    """The network input of every variant (training, evaluation and plots alike).
-
-    Args:
-        inr_type: one of ``INR_TYPES``.
-        frame_idx: LongTensor [B], frame index k within the window (0..T−1).
-        point_idx: LongTensor [B, P] (or [P], shared by the batch; None = all N points).
-        positions: raw positions of those points at those frames, [B, P, 2] (or [P, 2]
-            for static positions); only siren_txy and ngp read them (None allowed else).
-        spec: the ``FieldSpec``.
-        cfg: anything with ``t_period`` and ``xy_period`` (the model config; factorized
-            also reads ``basis``).
-        reference_positions: raw reference positions of all N points [N, 2] (MPM: the
-            window's first frame; fly-eye: the static positions); only the factorized
-            variant with ``basis="siren"`` reads them.
-
-    Returns:
-        siren_t: τ [B, 1, 1]; siren_id: (τ, i/N) [B, P, 2] (with an embedding the model
-        replaces i/N by embedding[i]); siren_txy, ngp: (τ, x, y) [B, P, 3]; factorized:
-        (τ, x0, y0) [B, P, 3] of the reference positions (basis siren) or (τ, i/N)
-        [B, P, 2] (basis table: the model looks up table[i]). float32.
-    """
-    _check_inr_type(inr_type)
-    tau = encode_time(frame_idx, spec.n_frames, cfg.t_period)  # [B]
-    if inr_type == "siren_t":
-        return tau[:, None, None]
-    batch = frame_idx.shape[0]
-    point_idx = _as_point_idx(point_idx, batch, spec.n_points, frame_idx.device)
-    n = point_idx.shape[-1]
-    tau_bp = tau[:, None, None].expand(batch, n, 1)
-    if inr_type == "factorized" and _get(cfg, "basis") == "siren":
-        if reference_positions is None:
-            raise ValueError(
-                "inr_type='factorized' with basis='siren' needs reference_positions [N, 2]"
-            )
-        xy0 = encode_space(reference_positions[point_idx], spec, cfg.xy_period)  # [B, P, 2]
-        return torch.cat([tau_bp, xy0], dim=-1)
-    if inr_type in ("siren_id", "factorized"):
-        ids = point_idx.to(torch.float32) / float(spec.n_points)
-        return torch.cat([tau_bp, ids[..., None]], dim=-1)
-    if positions is None:
-        raise ValueError(f"inr_type={inr_type!r} needs positions [B, P, 2]")
-    xy = encode_space(positions, spec, cfg.xy_period)
-    return torch.cat([tau_bp, xy.expand(batch, n, 2)], dim=-1)
-
-
-class FieldINR(nn.Module):
-    """A field model with one interface for every variant.
-
-    ``forward(frame_idx [B], point_idx [B, P], positions [B, P, 2]) -> [B, P, C]`` in
-    standardised units. Subclasses only say how the encoded input becomes the output
-    (``decode``); the encoding is always ``encode_inputs``.
-
-    Args:
-        spec: the data window.
-        t_period, xy_period: the encoding periods (also read by ``encode_inputs``).
-    """
-
-    inr_type: ClassVar[str]
-
-    def __init__(self, spec: FieldSpec, t_period: float, xy_period: float) -> None:
-        super().__init__()
-        self.spec = spec
-        self.t_period = float(t_period)
-        self.xy_period = float(xy_period)
-
-    def encode(
-        self, frame_idx: Tensor, point_idx: Tensor | None, positions: Tensor | None
-    ) -> Tensor:
-        """``encode_inputs`` with this model's type, spec and periods."""
-        return encode_inputs(self.inr_type, frame_idx, point_idx, positions, self.spec, self)
-
-    def forward(
-        self,
-        frame_idx: Tensor,
-        point_idx: Tensor | None = None,
-        positions: Tensor | None = None,
-    ) -> Tensor:
-        """frame_idx [B], point_idx [B, P] ([P] or None = all), positions [B, P, 2] → [B, P, C]."""
-        point_idx = _as_point_idx(
-            point_idx, frame_idx.shape[0], self.spec.n_points, frame_idx.device
-        )
-        return self.decode(self.encode(frame_idx, point_idx, positions), point_idx)
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        """Encoded input x (see ``encode_inputs``) and point_idx [B, P] → [B, P, C]."""
-        raise NotImplementedError
-
-    @property
-    def total_params(self) -> int:
-        """Number of trainable scalars (learned ω and embeddings included)."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def omega_parameters(self) -> list[nn.Parameter]:
-        """Learnable SIREN ω (their own learning rate, ``lr_omega``); empty if none."""
-        return []
-
-    def base_parameters(self) -> list[nn.Parameter]:
-        """All parameters except ``omega_parameters()``."""
-        omega_ids = {id(p) for p in self.omega_parameters()}
-        return [p for p in self.parameters() if id(p) not in omega_ids]
-
-    def extra_repr(self) -> str:
-        s = self.spec
-        return (
-            f"inr_type={self.inr_type}, T={s.n_frames}, N={s.n_points}, C={s.n_components}, "
-            f"t_period={self.t_period:g}, xy_period={self.xy_period:g}"
-        )
-
-
-class _SirenFieldINR(FieldINR):
-    net: Siren
-
-    def omega_parameters(self) -> list[nn.Parameter]:
-        return self.net.omega_parameters()
-
-
-class SirenTField(_SirenFieldINR):
-    """siren_t: τ → all N·C values; the requested points are gathered from them."""
-
-    inr_type = "siren_t"
-
-    def __init__(self, spec: FieldSpec, t_period: float, xy_period: float, net: Siren) -> None:
-        super().__init__(spec, t_period, xy_period)
-        self.net = net
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        batch = x.shape[0]
-        c = self.spec.n_components
-        full = self.net(x).reshape(batch, self.spec.n_points, c)  # [B, N, C]
-        return torch.gather(full, 1, point_idx[..., None].expand(-1, -1, c))  # [B, P, C]
-
-
-class SirenIdField(_SirenFieldINR):
-    """siren_id: (τ, i/N) → C, or (τ, embedding[i]) → C with a learned embedding.
-
-    The embedding table [N, E] is initialised U(−1, 1), the same scale as SIREN's
-    coordinate inputs.
-    """
-
-    inr_type = "siren_id"
-
-    def __init__(
-        self,
-        spec: FieldSpec,
-        t_period: float,
-        xy_period: float,
-        net: Siren,
-        embedding_dim: int = 0,
-    ) -> None:
-        super().__init__(spec, t_period, xy_period)
-        self.net = net
-        self.embedding: nn.Embedding | None = None
-        if embedding_dim > 0:
-            self.embedding = nn.Embedding(spec.n_points, embedding_dim)
-            nn.init.uniform_(self.embedding.weight, -1.0, 1.0)
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        if self.embedding is not None:
-            x = torch.cat([x[..., :1], self.embedding(point_idx)], dim=-1)  # [B, P, 1 + E]
-        return self.net(x)
-
-
-class SirenTXYField(_SirenFieldINR):
-    """siren_txy: (τ, x, y) → C."""
-
-    inr_type = "siren_txy"
-
-    def __init__(self, spec: FieldSpec, t_period: float, xy_period: float, net: Siren) -> None:
-        super().__init__(spec, t_period, xy_period)
-        self.net = net
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class NGPFieldINR(FieldINR):
-    """ngp: hash grid on (τ, x, y) + ReLU MLP → C.
-
-    The grid is fitted to the window: τ ∈ [0, 1/t_period] and (x, y) ∈ position_range /
-    xy_period are mapped onto [0, 1]³, so t_period and xy_period do not change an ngp
-    model (its resolution is set by ngp_base_resolution .. ngp_max_resolution).
-    """
-
-    inr_type = "ngp"
-
-    def __init__(self, spec: FieldSpec, t_period: float, xy_period: float, net: NGPField) -> None:
-        super().__init__(spec, t_period, xy_period)
-        self.net = net
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class FactorizedField(FieldINR):
-    """factorized: f(τ, i)_c = Σ_k a_k(τ) · b_k,c(i) + bias_c, a low-rank field.
-
-    a(τ) ∈ R^rank is ``time_net`` (Siren 1 → rank); the basis b(i) ∈ R^{rank×C} is either
-    ``basis_net`` (Siren 2 → rank·C) of the point's encoded reference position (x0, y0),
-    so its size does not grow with N, or a learned table [N, rank·C] (``basis="table"``).
-
-    The reference positions (raw, [N, 2]) are a non-trainable buffer: they are data (not
-    counted in the compression ratio) but travel with the state_dict, so a checkpoint
-    decodes on its own. Built without them, the buffer holds NaN (every prediction is
-    NaN) until ``load_state_dict`` or ``set_reference_positions`` fills it.
-
-    Per forward pass the time net runs once per frame of the batch and the basis once per
-    requested point: when the batch shares its points (``point_idx`` rows expanded from
-    one row, or B = 1) on those P points, else on all N points (when B·P ≥ N) or on the
-    B·P requested ones, then gathered.
-
-    Init (balanced for a product): the time net's output layer gets W ~ U(±√(6/h)), so
-    each a_k(τ) has about unit variance (the SIREN hidden-layer bound without the 1/ω),
-    and the basis starts near zero, so the fit starts near the mean and each step moves
-    the output by ~rank·lr through the basis. ``output_init`` sets the basis, i.e. the
-    weights that turn a(τ) into values (the table rows, fan-in = rank; or the basis net's
-    output layer, fan-in = basis_hidden_dim): ``"siren"`` (default) U(±0.01·√(6/fan_in))
-    and bias 0, ``"zeros"`` all zero, ``"default"`` nn.Linear's U(±1/√fan_in) (bias too).
-    On a small smooth field the SIREN-scaled time output (a_k ≈ 0.1) with a U(±√(3/rank))
-    table ended 500× higher after 200 Adam steps at lr 1e-3. The component bias starts at
-    0, the mean of the standardised targets.
-    """
-
-    inr_type = "factorized"
-    reference_positions: Tensor | None
-
-    def __init__(
-        self,
-        spec: FieldSpec,
-        t_period: float,
-        xy_period: float,
-        time_net: Siren,
-        rank: int,
-        basis: str = "siren",
-        basis_net: Siren | None = None,
-        reference_positions: Tensor | None = None,
-        output_init: str = "siren",
-    ) -> None:
-        super().__init__(spec, t_period, xy_period)
-        if basis not in BASIS_TYPES:
-            raise ConfigError(f"model.basis={basis!r} is unknown; valid: {', '.join(BASIS_TYPES)}")
-        n, c = spec.n_points, spec.n_components
-        self.rank = int(rank)
-        self.basis = basis
-        self.time_net = time_net
-        self.bias = nn.Parameter(torch.zeros(c))
-        self.basis_net = basis_net if basis == "siren" else None
-        self.basis_table: nn.Parameter | None = None
-        if basis == "siren":
-            if basis_net is None:
-                raise ValueError("basis='siren' needs a basis_net (Siren 2 → rank·C)")
-            self.register_buffer("reference_positions", torch.full((n, 2), math.nan))
-            if reference_positions is not None:
-                self.set_reference_positions(reference_positions)
-        else:
-            self.register_buffer("reference_positions", None)
-            self.basis_table = nn.Parameter(torch.empty(n, self.rank * c))
-        self._init(output_init)
-
-    @torch.no_grad()
-    def _init(self, output_init: str) -> None:
-        """See the class docstring: unit-variance a(τ), basis per ``output_init``."""
-        if output_init not in OUTPUT_INITS:
-            raise ConfigError(
-                f"model.output_init={output_init!r} is unknown; valid: {', '.join(OUTPUT_INITS)}"
-            )
-        out = self.time_net.output
-        bound = math.sqrt(6.0 / out.in_features)
-        out.weight.uniform_(-bound, bound)
-        if self.basis_table is not None:
-            weights, bias, fan_in = self.basis_table, None, self.rank
-        else:
-            assert self.basis_net is not None
-            layer = self.basis_net.output
-            weights, bias, fan_in = layer.weight, layer.bias, layer.in_features
-        if output_init == "siren":
-            bound = 0.01 * math.sqrt(6.0 / fan_in)
-        elif output_init == "default":
-            bound = 1.0 / math.sqrt(fan_in)
-        else:
-            bound = 0.0
-        weights.uniform_(-bound, bound)
-        if bias is not None:
-            if output_init == "default":
-                bias.uniform_(-bound, bound)
-            else:
-                bias.zero_()
-
-    @torch.no_grad()
-    def set_reference_positions(self, positions: Tensor) -> None:
-        """Raw reference positions [N, 2] of the siren basis (ignored by the table basis)."""
-        if self.reference_positions is None:
-            return
-        pos = torch.as_tensor(positions, dtype=torch.float32)
-        if tuple(pos.shape) != (self.spec.n_points, 2):
-            raise ValueError(
-                f"reference_positions must be [N, 2] = [{self.spec.n_points}, 2], "
-                f"got {list(pos.shape)}"
-            )
-        self.reference_positions.copy_(pos.to(self.reference_positions.device))
-
-    def encode(
-        self, frame_idx: Tensor, point_idx: Tensor | None, positions: Tensor | None
-    ) -> Tensor:
-        return encode_inputs(
-            self.inr_type,
-            frame_idx,
-            point_idx,
-            positions,
-            self.spec,
-            self,
-            reference_positions=self.reference_positions,
-        )
-
-    def omega_parameters(self) -> list[nn.Parameter]:
-        out = self.time_net.omega_parameters()
-        if self.basis_net is not None:
-            out += self.basis_net.omega_parameters()
-        return out
-
-    def decode(self, x: Tensor, point_idx: Tensor) -> Tensor:
-        batch, n_req = point_idx.shape
-        r, c = self.rank, self.spec.n_components
-        a = self.time_net(x[:, 0, :1])  # [B, r]
-        shared = batch == 1 or point_idx.stride(0) == 0
-        if self.basis_table is not None:
-            rows = point_idx[0] if shared else point_idx
-            basis = self.basis_table[rows]  # [P, r·C] or [B, P, r·C]
-        elif shared:
-            basis = self.basis_net(x[0, :, 1:])  # [P, r·C]
-        elif batch * n_req >= self.spec.n_points:
-            xy0 = encode_space(self.reference_positions, self.spec, self.xy_period)
-            basis = self.basis_net(xy0)[point_idx]  # [N, r·C] → [B, P, r·C]
-        else:
-            basis = self.basis_net(x[..., 1:])  # [B, P, r·C]
-        if shared:
-            out = torch.einsum("bk,pkc->bpc", a, basis.view(n_req, r, c))
-        else:
-            out = torch.einsum("bk,bpkc->bpc", a, basis.view(batch, n_req, r, c))
-        return out + self.bias
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, rank={self.rank}, basis={self.basis}"
-
-
-# --- builders -------------------------------------------------------------------------
-
-_DEFAULTS: dict[str, Any] = {
-    "omega_hidden": None,
-    "omega_learning": False,
-    "t_period": 1.0,
-    "xy_period": 1.0,
-    "id_embedding_dim": 0,
-    "output_init": "siren",
-    "ngp_levels": 16,
-    "ngp_log2_hashmap_size": 19,
-    "ngp_features_per_level": 2,
-    "ngp_base_resolution": 16,
-    "ngp_max_resolution": 1024,
-    "rank": 8,
-    "basis": "siren",
-    "basis_hidden_dim": 128,
-    "basis_layers": 2,
-    "basis_omega": 300.0,
-}
-"""Values used when a (duck-typed) config lacks the attribute; same as ModelConfig's."""
-
-
-def _get(cfg: Any, name: str) -> Any:
-    if name in _DEFAULTS:
-        return getattr(cfg, name, _DEFAULTS[name])
-    return getattr(cfg, name)
 
 
 def _siren(cfg: Any, in_features: int, out_features: int) -> Siren:
@@ -613,6 +200,7 @@ INR_TYPES: dict[str, Callable[[Any, FieldSpec], FieldINR]] = {
     "factorized": _build_factorized,
 }
 """inr_type name → builder(cfg, spec) -> FieldINR."""
+assert tuple(INR_TYPES) == INR_NAMES
 
 
 def build_model(
@@ -680,93 +268,3 @@ def predict_window(
     finally:
         model.train(was_training)
     return torch.cat(out, dim=0)
-
-
-# --- target standardisation -----------------------------------------------------------
-
-
-class Standardizer(nn.Module):
-    """Per-component standardisation y = (x − mean) / std, stored as buffers.
-
-    The buffers travel with ``state_dict`` (and so with checkpoints) and with ``.to()``.
-
-    Args:
-        mean: [C].
-        std: [C], > 0.
-    """
-
-    REL_FLOOR: ClassVar[float] = 1e-6
-    ABS_FLOOR: ClassVar[float] = 1e-12
-
-    mean: Tensor
-    std: Tensor
-
-    def __init__(self, mean: Tensor, std: Tensor) -> None:
-        super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-        std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
-        if mean.shape != std.shape:
-            raise ValueError(f"mean {tuple(mean.shape)} and std {tuple(std.shape)} differ")
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    @classmethod
-    def identity(cls, n_components: int) -> Standardizer:
-        """mean 0, std 1 (e.g. to build a module before ``load_state_dict``)."""
-        return cls(torch.zeros(n_components), torch.ones(n_components))
-
-    @classmethod
-    def fit(cls, values: Any, chunk_frames: int = 256) -> Standardizer:
-        """Mean and std per component of values [T, N, C] (tensor, numpy or zarr array).
-
-        Statistics are accumulated in float64, ``chunk_frames`` frames at a time (two
-        passes: mean, then Σ(x − mean)²; population std). The std is floored at
-        ``REL_FLOOR · max|x_c| + ABS_FLOOR`` (1e-6 relative to the component's largest
-        magnitude, plus 1e-12): a constant component maps to 0 instead of dividing by zero,
-        and a near-constant one does not blow float32 rounding noise up to O(1).
-
-        Raises:
-            DataError: empty values or non-finite statistics (NaN/inf in the data).
-        """
-        shape = tuple(values.shape)
-        if len(shape) != 3 or shape[0] * shape[1] == 0:
-            raise DataError(f"Standardizer.fit needs values [T, N, C] with T·N > 0, got {shape}")
-        n_frames, c = shape[0], shape[2]
-
-        def chunks():
-            for start in range(0, n_frames, chunk_frames):
-                block = values[start : start + chunk_frames]
-                if not isinstance(block, Tensor):
-                    block = torch.from_numpy(np.asarray(block))
-                yield block.to(torch.float64).reshape(-1, c)
-
-        total = None
-        count = 0
-        absmax = None
-        for block in chunks():
-            s = block.sum(0)
-            m = block.abs().amax(0)
-            total = s if total is None else total + s
-            absmax = m if absmax is None else torch.maximum(absmax, m)
-            count += block.shape[0]
-        mean = total / count
-        sq = None
-        for block in chunks():
-            s = ((block - mean) ** 2).sum(0)
-            sq = s if sq is None else sq + s
-        std = torch.sqrt(sq / count)
-        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
-            raise DataError("Standardizer.fit: the values contain NaN or inf")
-        std = torch.maximum(std, cls.REL_FLOOR * absmax + cls.ABS_FLOOR)
-        return cls(mean.float().cpu(), std.float().cpu())
-
-    def normalize(self, x: Tensor) -> Tensor:
-        """Raw x [..., C] → standardised [..., C]."""
-        return (x - self.mean) / self.std
-
-    def denormalize(self, y: Tensor) -> Tensor:
-        """Standardised y [..., C] → raw [..., C]."""
-        return y * self.std + self.mean
-
-    def extra_repr(self) -> str:
-        return f"C={self.mean.numel()}"
