@@ -1,4 +1,9 @@
-"""Figures: the field panel of one trial (matplotlib, Agg backend)."""
+"""Figures: the field panel of one trial, the exploration tree.
+
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot, so importing this
+module never changes the caller's backend (a notebook keeps its inline plots); saving a
+PNG uses Agg through the figure's own canvas.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -72,7 +73,7 @@ def field_panel(
     t, n, c = gt.shape
     n_cols = 4
     map_rows = int(np.ceil(2 * c / n_cols))
-    fig = plt.figure(figsize=(17, 4.2 * (1 + map_rows)), layout="constrained")
+    fig = Figure(figsize=(17, 4.2 * (1 + map_rows)), layout="constrained")
     gs = fig.add_gridspec(1 + map_rows, n_cols)
     rng = np.random.default_rng(seed)
 
@@ -186,7 +187,6 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 80) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
     tmp.replace(path)
     return path
 
@@ -224,10 +224,11 @@ def tree_plot(tree: Any, classes: dict[str, float], title: str = "") -> Figure:
             xs[node_id] = x0 + i
         x0 += len(order) + 1.5
     width = max(6.0, 0.55 * x0)
-    fig, ax = plt.subplots(
+    fig = Figure(
         figsize=(min(width, 40), 2 + 0.9 * (max(depth.values(), default=0) + 1)),
         layout="constrained",
     )
+    ax = fig.add_subplot(1, 1, 1)
     for n in nodes:
         if n.parent is not None and n.parent in xs:
             ax.plot(
