@@ -156,7 +156,9 @@ class TrainingConfig:
     log_every: int = _f(50, "steps between logged losses", min=1)
     max_minutes: float | None = _f(None, "wall-clock budget of the optimisation loop", gt=0.0)
     device: str = _f("auto", "device", choices=("auto", "cpu", "cuda"))
-    precision: str = _f("32", "float precision", choices=("32", "bf16-mixed", "16-mixed"))
+    # 16-mixed is not offered: float16 autocast needs loss scaling (a GradScaler) the
+    # hand-written optimisation loop does not do; bf16 has float32's range and needs none.
+    precision: str = _f("32", "float precision", choices=("32", "bf16-mixed"))
 
 
 @dataclass
@@ -179,7 +181,12 @@ class SearchConfig:
     )
     proposer: str = _f("auto", "proposer", choices=("auto", "rule", "llm"))
     llm_model: str = _f("claude-sonnet-4-5", "Anthropic model name")
-    llm_timeout_s: float = _f(120.0, "timeout of one LLM call", gt=0.0)
+    llm_timeout_s: float = _f(
+        120.0,
+        "wall-clock limit of one LLM call, the SDK's retries and their waits included (not "
+        "of each socket read); past it the rule proposer fills the batch",
+        gt=0.0,
+    )
     llm_max_retries: int = _f(2, "SDK retries on 429/529/timeouts", min=0, max=10)
     space: str | None = _f(None, "search space YAML; null = the experiment's")
     seed: int = _f(0, "seed of the rule proposer", min=0)

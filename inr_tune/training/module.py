@@ -190,8 +190,7 @@ class INRModule(L.LightningModule):
         precision = self.cfg.training.precision
         if precision == "32":
             return torch.autocast(self.device.type, enabled=False)
-        dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)  # "bf16-mixed"
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         t = self.cfg.training
