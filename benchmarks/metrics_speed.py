@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from inr_tune import metrics
+from inr_tune import _chunks, metrics
 
 SIZES = {"window": (400, 9000, 4), "flyvis": (64000, 1736, 1)}
 QUICK_FLYVIS = (4000, 1736, 1)
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     sizes = dict(SIZES)
     if args.quick:
         sizes["flyvis"] = QUICK_FLYVIS
-    print(f"threads used by inr_tune.metrics: {metrics._workers()}")
+    print(f"threads used by inr_tune.metrics: {_chunks.workers()}")
     for shape in sizes.values():
         run(shape, with_ranks=not args.no_ranks, with_skimage=args.skimage)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -56,15 +56,22 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TypeVar
 
 import numpy as np
+
+from inr_tune._chunks import CHUNK_VALUES as _CHUNK_VALUES
+from inr_tune._chunks import frames_per_chunk as _frames_per_chunk
+from inr_tune._chunks import map_chunks as _map_chunks
+from inr_tune.spectrum import data_ranks, effective_ranks, window_ranks
+from inr_tune.ssim import (
+    _point_order,
+    _ssim_components,
+    _ssim_limits,
+    spatial_order,
+)
 
 __all__ = [
     "FLYVIS_CLASSES",
@@ -102,20 +109,6 @@ POOR = "poor"
 
 PSNR_CAP = 200.0  # dB: float32 round-off of a field is ~140 dB below its range
 
-SSIM_WIN = 7  # skimage's default window side (uniform window)
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
-#: Percentiles (in %) of the ground-truth kinograph that bound the SSIM range; the order
-#: statistics are rounded outwards (numpy's ``lower`` / ``higher``).
-SSIM_PERCENTILES = (0.1, 99.9)
-HILBERT_BITS = 16  # cells per axis 2¹⁶: ties only between points closer than 1.5e-5 of the box
-
-_CHUNK_VALUES = 1 << 20  # values per chunk (8 MiB as float64) for the statistics pass
-_SSIM_CHUNK_VALUES = 1 << 17  # output pixels per SSIM chunk: the temporaries stay in cache
-_SSIM_RANGE_VALUES = 1 << 24  # values per component the SSIM percentiles are taken over
-
-_R = TypeVar("_R")
-
 
 # ---------------------------------------------------------------------------- validation
 
@@ -147,32 +140,6 @@ def _checked(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                     "drop or repair such frames before computing metrics"
                 )
     return pred, gt
-
-
-def _frames_per_chunk(shape: tuple[int, ...], values: int) -> int:
-    per_frame = max(1, math.prod(shape[1:]))
-    return max(1, values // per_frame)
-
-
-def _workers() -> int:
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, 8))
-
-
-def _map_chunks(fn: Callable[[int, int], _R], n: int, step: int) -> list[_R]:
-    """``fn(start, stop)`` over ``[0, n)`` in steps; threads when there are several chunks.
-
-    numpy releases the GIL inside its loops, so the chunks run in parallel.
-    """
-    bounds = [(a, min(a + step, n)) for a in range(0, n, step)]
-    workers = min(_workers(), len(bounds))
-    if workers <= 1:
-        return [fn(a, b) for a, b in bounds]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda ab: fn(*ab), bounds))
 
 
 # ------------------------------------------------------------------ one statistics pass
@@ -290,239 +257,6 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
     )
 
 
-# -------------------------------------------------------------------- spatial order
-
-
-def _hilbert_index(ix: np.ndarray, iy: np.ndarray, bits: int) -> np.ndarray:
-    """Distance along the Hilbert curve of the cells (ix, iy) of a 2^bits × 2^bits grid.
-
-    The classic ``xy2d`` bit loop (as on Wikipedia's "Hilbert curve" page), vectorised
-    over points: one pass per bit, most significant first; int64 (bits ≤ 31).
-    """
-    x = np.asarray(ix, dtype=np.int64).copy()
-    y = np.asarray(iy, dtype=np.int64).copy()
-    d = np.zeros_like(x)
-    full = (1 << bits) - 1
-    s = 1 << (bits - 1)
-    while s:
-        rx = (x & s) > 0
-        ry = (y & s) > 0
-        d += s * s * ((3 * rx) ^ ry)
-        # rotate the quadrant so the sub-curve starts and ends where the parent expects
-        flip = rx & ~ry
-        x[flip] = full - x[flip]
-        y[flip] = full - y[flip]
-        swap = ~ry
-        x[swap], y[swap] = y[swap], x[swap]
-        s >>= 1
-    return d
-
-
-def spatial_order(positions: np.ndarray) -> np.ndarray:
-    """Point indices sorted along a Hilbert curve of their positions: a permutation of N.
-
-    ``positions`` is ``[N, 2]`` (static points, e.g. the fly-eye lattice) or ``[T, N, 2]``
-    (moving points, e.g. MPM particles: the order is taken at frame 0, the window's first
-    frame, and kept for the whole window). Both axes are scaled by the larger side of the
-    bounding box (aspect kept) onto a 2^16 × 2^16 grid; points in one cell, or all points
-    when they coincide, keep their index order. A Hilbert curve rather than a Morton
-    (Z-order) curve: consecutive cells are always neighbours, so consecutive points are
-    close (Morton jumps across the box at every power-of-two boundary).
-    """
-    pos = np.asarray(positions)
-    if pos.ndim == 3:
-        pos = pos[0]
-    if pos.ndim != 2 or pos.shape[1] != 2 or pos.shape[0] == 0:
-        raise ValueError(
-            f"positions must be [N, 2] or [T, N, 2] with N ≥ 1, got shape {np.shape(positions)}"
-        )
-    if not (np.issubdtype(pos.dtype, np.floating) or np.issubdtype(pos.dtype, np.integer)):
-        raise ValueError(f"positions must hold real numbers, got dtype {pos.dtype}")
-    pos = pos.astype(np.float64)
-    if not np.isfinite(pos).all():
-        raise ValueError("positions must be finite, found NaN or inf at the first frame")
-    lo = pos.min(axis=0)
-    extent = float((pos.max(axis=0) - lo).max())
-    if extent == 0.0:
-        return np.arange(pos.shape[0])
-    cells = 1 << HILBERT_BITS
-    q = np.minimum(((pos - lo) / extent * cells).astype(np.int64), cells - 1)
-    return np.argsort(_hilbert_index(q[:, 0], q[:, 1], HILBERT_BITS), kind="stable")
-
-
-def _point_order(positions: np.ndarray | None, n_points: int) -> np.ndarray | None:
-    """``spatial_order(positions)`` checked against N; None (index order) without positions."""
-    if positions is None:
-        return None
-    order = spatial_order(positions)
-    if order.size != n_points:
-        raise ValueError(
-            f"positions must hold the N = {n_points} points of pred and gt, "
-            f"got shape {np.shape(positions)}"
-        )
-    return order
-
-
-# ----------------------------------------------------------------------------- SSIM
-
-
-def _ssim_window(n_frames: int, n_points: int) -> tuple[int, int]:
-    """skimage's 7-wide window, shrunk to the largest odd side that fits where needed."""
-
-    def side(n: int) -> int:
-        return min(SSIM_WIN, n if n % 2 else n - 1)
-
-    return side(n_frames), side(n_points)
-
-
-class _SsimWork:
-    """Reused float64 buffers for SSIM chunks of up to ``rows`` output rows.
-
-    Fresh arrays of this size cost page faults on every chunk; reusing them halves the time.
-    """
-
-    def __init__(self, rows: int, n_points: int, wt: int, wn: int) -> None:
-        cols = n_points - wn + 1
-        self.x = np.empty((rows + wt - 1, n_points))
-        self.y = np.empty_like(self.x)
-        self.sq = np.empty_like(self.x)
-        self.tmp = np.empty_like(self.x)
-        self.rowsum = np.empty((rows, n_points))
-        self.maps = np.empty((5, rows, cols))
-
-
-def _box_into(a: np.ndarray, rowsum: np.ndarray, out: np.ndarray, wt: int, wn: int) -> None:
-    """``out`` = sums over every wt × wn window lying inside ``a`` (the valid positions)."""
-    rows, cols = out.shape
-    np.copyto(rowsum, a[:rows])
-    for k in range(1, wt):
-        np.add(rowsum, a[k : k + rows], out=rowsum)
-    np.copyto(out, rowsum[:, :cols])
-    for k in range(1, wn):
-        np.add(out, rowsum[:, k : k + cols], out=out)
-
-
-def _ssim_sum(
-    x: np.ndarray, y: np.ndarray, wt: int, wn: int, c1: float, c2: float, work: _SsimWork
-) -> float:
-    """Sum of skimage's SSIM map over the valid positions of float64 images x, y.
-
-    ``x``, ``y`` and the scratch arrays are views into ``work`` sized for this chunk.
-    """
-    rows_in = x.shape[0]
-    rows = rows_in - wt + 1
-    npix = wt * wn
-    cov_norm = npix / (npix - 1) if npix > 1 else 1.0
-    maps = work.maps[:, :rows]
-    ux, uy, sq, vxy, a1 = maps
-    rowsum, xx, yy = work.rowsum[:rows], work.sq[:rows_in], work.tmp[:rows_in]
-    _box_into(x, rowsum, ux, wt, wn)
-    _box_into(y, rowsum, uy, wt, wn)
-    # Only vx + vy enters SSIM, so x² and y² share one box sum.
-    np.multiply(x, x, out=xx)
-    np.multiply(y, y, out=yy)
-    xx += yy
-    _box_into(xx, rowsum, sq, wt, wn)
-    np.multiply(x, y, out=xx)
-    _box_into(xx, rowsum, vxy, wt, wn)
-    maps[:4] *= 1.0 / npix  # window means of x, y, x² + y², x·y
-    np.multiply(ux, uy, out=a1)
-    vxy -= a1
-    vxy *= 2.0 * cov_norm
-    vxy += c2  # A2 = 2·cov(x, y) + C2
-    ux *= ux
-    uy *= uy
-    ux += uy  # ux² + uy²
-    sq -= ux
-    sq *= cov_norm
-    sq += c2  # B2 = var(x) + var(y) + C2
-    ux += c1  # B1 = ux² + uy² + C1
-    a1 *= 2.0
-    a1 += c1  # A1 = 2·ux·uy + C1
-    a1 *= vxy
-    ux *= sq
-    a1 /= ux
-    return float(a1.sum(dtype=np.float64))
-
-
-def _ssim_limits(gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per component: the SSIM clipping limits (lo, hi) of the ground-truth kinograph.
-
-    lo, hi = the ``SSIM_PERCENTILES`` order statistics rounded outwards (ranks
-    ⌊p·(n − 1)⌋ and ⌈q·(n − 1)⌉, numpy's ``lower`` / ``higher``): two actual values, and a
-    kinograph of ≤ 1000 values keeps its min and max. Where they coincide (≥ 99.8 % of the
-    values equal) the limits fall back to the min and max, so only a constant kinograph
-    has lo = hi. Above ``_SSIM_RANGE_VALUES`` values per component the percentiles are
-    taken over every k-th frame (a deterministic subsample; the fallback stays exact).
-    """
-    n_frames, n_points, n_comp = gt.shape
-    step = max(1, math.ceil(n_frames * n_points / _SSIM_RANGE_VALUES))
-    lo, hi = np.empty(n_comp), np.empty(n_comp)
-    for c in range(n_comp):
-        v = gt[::step, :, c].flatten()  # a copy in gt's dtype, partitioned in place
-        top = v.size - 1
-        k_lo = math.floor(SSIM_PERCENTILES[0] / 100 * top)
-        k_hi = math.ceil(SSIM_PERCENTILES[1] / 100 * top)
-        v.partition([k_lo, k_hi])
-        lo[c], hi[c] = float(v[k_lo]), float(v[k_hi])
-        if lo[c] == hi[c]:
-            lo[c], hi[c] = float(gt[:, :, c].min()), float(gt[:, :, c].max())
-    return lo, hi
-
-
-def _ssim_components(
-    pred: np.ndarray,
-    gt: np.ndarray,
-    limits: tuple[np.ndarray, np.ndarray],
-    order: np.ndarray | None,
-) -> list[float]:
-    """SSIM of the kinographs gt[:, order, c] vs pred[:, order, c], both clipped to
-    ``limits`` (lo, hi per component), data_range hi − lo, per component (module docstring).
-    """
-    n_frames, n_points, n_comp = gt.shape
-    wt, wn = _ssim_window(n_frames, n_points)
-    out_rows, out_cols = n_frames - wt + 1, n_points - wn + 1
-    step = min(out_rows, max(1, _SSIM_CHUNK_VALUES // out_cols))
-    works: dict[int, _SsimWork] = {}  # one set of buffers per thread, freed on return
-    points = slice(None) if order is None else order
-
-    def work() -> _SsimWork:
-        key = threading.get_ident()
-        if key not in works:
-            works[key] = _SsimWork(step, n_points, wt, wn)
-        return works[key]
-
-    scores = []
-    for c in range(n_comp):
-        lo, hi = float(limits[0][c]), float(limits[1][c])
-        rng = hi - lo
-        if rng == 0.0:  # constant kinograph: the same rule as R² with SST = 0
-            scores.append(1.0 if np.array_equal(pred[:, :, c], gt[:, :, c]) else 0.0)
-            continue
-        c1, c2 = (SSIM_K1 * rng) ** 2, (SSIM_K2 * rng) ** 2
-
-        def chunk(
-            a: int,
-            b: int,
-            c: int = c,
-            lo: float = lo,
-            hi: float = hi,
-            c1: float = c1,
-            c2: float = c2,
-        ) -> float:
-            w = work()
-            x, y = w.x[: b - a + wt - 1], w.y[: b - a + wt - 1]
-            np.copyto(x, gt[a : b + wt - 1, points, c], casting="unsafe")
-            np.copyto(y, pred[a : b + wt - 1, points, c], casting="unsafe")
-            np.clip(x, lo, hi, out=x)
-            np.clip(y, lo, hi, out=y)
-            return _ssim_sum(x, y, wt, wn, c1, c2, w)
-
-        total = math.fsum(_map_chunks(chunk, out_rows, step))
-        scores.append(total / (out_rows * out_cols))
-    return scores
-
-
 # ------------------------------------------------------------------------ public API
 
 
@@ -619,94 +353,6 @@ def compression_ratio(n_values: int, total_params: int) -> float:
     if total_params <= 0:
         raise ValueError(f"total_params must be positive, got {total_params}")
     return n_values / total_params
-
-
-def _grams(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gram matrices of ``x`` [m, p], uncentred and with the column means removed.
-
-    Each is x·xᵀ or xᵀ·x, whichever is smaller, in float64, accumulated over chunks of
-    about ``_CHUNK_VALUES`` values (columns when m ≤ p, rows otherwise), so no float64
-    copy of ``x`` is made. The centred one is summed from centred chunks, exact however
-    large the means; the uncentred one adds the means' terms back to it (positive energy,
-    no cancellation): X = X_c + 1·μᵀ gives X·Xᵀ = X_c·X_cᵀ + v·1ᵀ + 1·vᵀ + |μ|²·1·1ᵀ with
-    v = X_c·μ, and Xᵀ·X = X_cᵀ·X_c + m·μ·μᵀ.
-    """
-    rows, cols = x.shape
-    if rows <= cols:  # a chunk holds whole columns: its column means are exact
-        gram_c = np.zeros((rows, rows))
-        v = np.zeros(rows)
-        mu2 = 0.0
-        step = max(1, _CHUNK_VALUES // max(1, rows))
-        for a in range(0, cols, step):
-            block = np.array(x[:, a : a + step], dtype=np.float64)
-            mu = block.mean(axis=0)
-            block -= mu
-            gram_c += block @ block.T
-            v += block @ mu
-            mu2 += float(mu @ mu)
-        return gram_c + v[:, None] + v[None, :] + mu2, gram_c
-    step = max(1, _CHUNK_VALUES // max(1, cols))
-    mu = np.zeros(cols)
-    for a in range(0, rows, step):
-        mu += np.asarray(x[a : a + step]).sum(axis=0, dtype=np.float64)
-    mu /= rows
-    gram_c = np.zeros((cols, cols))
-    for a in range(0, rows, step):
-        block = np.asarray(x[a : a + step], dtype=np.float64) - mu
-        gram_c += block.T @ block
-    return gram_c + rows * np.outer(mu, mu), gram_c
-
-
-def _ranks_of(gram: np.ndarray, fractions: Sequence[float], top: int | None) -> list[int]:
-    """Smallest k whose top-k eigenvalues of ``gram`` (the σ²) hold ≥ each fraction."""
-    energy = np.clip(np.linalg.eigvalsh(gram)[::-1], 0.0, None)
-    if top is not None:
-        energy = energy[:top]
-    total = energy.sum()
-    if total <= 0:
-        return [0 for _ in fractions]
-    cum = np.cumsum(energy) / total
-    return [int(np.searchsorted(cum, f - 1e-12) + 1) for f in fractions]
-
-
-def effective_ranks(
-    matrix: np.ndarray,
-    fractions: tuple[float, ...] = (0.9, 0.99),
-    top: int | None = None,
-    *,
-    centred: bool = False,
-) -> list[int]:
-    """Smallest k whose top-k singular values hold ≥ fraction of Σσ².
-
-    ``matrix`` is ``[T, M]``, uncentred unless ``centred`` (each column's mean removed).
-    ``top`` restricts Σσ² to the ``top`` largest singular values (the older tools' way
-    used ``top=50``); ``None`` uses all of them. The σ² are the eigenvalues of the smaller
-    Gram matrix (``_grams``): cheaper than a full SVD.
-    """
-    gram, gram_c = _grams(np.asarray(matrix))
-    return _ranks_of(gram_c if centred else gram, fractions, top)
-
-
-def data_ranks(values: np.ndarray, *, top: int | None = None) -> dict[str, int]:
-    """``rank_90`` and ``rank_99`` of a ``[T, N, C]`` field as the uncentred [T, N·C] matrix."""
-    v = np.asarray(values)
-    if v.ndim != 3 or v.size == 0:
-        raise ValueError(f"values must be a non-empty 3-D array [T, N, C], got shape {v.shape}")
-    r90, r99 = effective_ranks(v.reshape(v.shape[0], -1), (0.9, 0.99), top=top)
-    return {"rank_90": r90, "rank_99": r99}
-
-
-def window_ranks(values: np.ndarray) -> dict[str, int]:
-    """``rank_90``, ``rank_99`` (uncentred) and ``centred_rank_90``, ``centred_rank_99``
-    (each column's mean removed) of a ``[T, N, C]`` window as the [T, N·C] matrix, over
-    the full spectrum, from one pass over the values (``_grams``)."""
-    v = np.asarray(values)
-    if v.ndim != 3 or v.size == 0:
-        raise ValueError(f"values must be a non-empty 3-D array [T, N, C], got shape {v.shape}")
-    gram, gram_c = _grams(v.reshape(v.shape[0], -1))
-    r90, r99 = _ranks_of(gram, (0.9, 0.99), None)
-    c90, c99 = _ranks_of(gram_c, (0.9, 0.99), None)
-    return {"rank_90": r90, "rank_99": r99, "centred_rank_90": c90, "centred_rank_99": c99}
 
 
 def evaluate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from inr_tune import metrics
+from inr_tune import ssim
 from inr_tune.metrics import evaluate, final_r2, kinograph_ssim, spatial_order
 
 
@@ -61,7 +61,7 @@ def old_kinograph_ssim(pred: np.ndarray, gt: np.ndarray) -> float:
 @pytest.mark.parametrize("bits", [1, 2, 3, 5])
 def test_hilbert_index_visits_every_cell_through_neighbours(bits: int) -> None:
     ix, iy = np.indices((1 << bits, 1 << bits)).reshape(2, -1)
-    d = metrics._hilbert_index(ix, iy, bits)
+    d = ssim._hilbert_index(ix, iy, bits)
     assert np.array_equal(np.sort(d), np.arange(4**bits))  # a bijection onto 0 … 4^b − 1
     path = np.stack([ix, iy])[:, np.argsort(d)]
     assert (np.abs(np.diff(path, axis=1)).sum(axis=0) == 1).all()  # always a 4-neighbour
@@ -141,7 +141,7 @@ def test_ordered_clipped_ssim_matches_skimage() -> None:
 
 def test_values_beyond_the_limits_count_at_the_limit() -> None:
     xy, gt, _ = smooth_field(n_frames=30, n_points=200, spikes=4, seed=4)
-    lo, hi = metrics._ssim_limits(gt)
+    lo, hi = ssim._ssim_limits(gt)
     pred = gt.copy()
     pred[gt > hi[0]] += 7.0  # the spikes overshoot further: clipped, no penalty
     pred[gt < lo[0]] -= 7.0
@@ -154,7 +154,7 @@ def test_values_beyond_the_limits_count_at_the_limit() -> None:
 def test_nearly_constant_component_keeps_its_min_max_range() -> None:
     gt = np.zeros((20, 100, 1))
     gt[3, 4, 0] = 1.0  # 1 value in 2000: the 0.1 / 99.9 % order statistics are both 0
-    lo, hi = metrics._ssim_limits(gt)
+    lo, hi = ssim._ssim_limits(gt)
     assert (lo[0], hi[0]) == (0.0, 1.0)
     assert kinograph_ssim(gt.copy(), gt) == 1.0
     assert kinograph_ssim(gt + 0.01, gt) < 1.0
@@ -164,8 +164,8 @@ def test_large_windows_take_the_percentiles_over_a_frame_subsample(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, gt, _ = smooth_field(n_frames=50, n_points=100, seed=5)
-    monkeypatch.setattr(metrics, "_SSIM_RANGE_VALUES", 1000)  # every 5th frame
-    lo, hi = metrics._ssim_limits(gt)
+    monkeypatch.setattr(ssim, "_SSIM_RANGE_VALUES", 1000)  # every 5th frame
+    lo, hi = ssim._ssim_limits(gt)
     sub = gt[::5, :, 0]
     assert lo[0] == np.percentile(sub, 0.1, method="lower")
     assert hi[0] == np.percentile(sub, 99.9, method="higher")

@@ -276,13 +276,17 @@ def test_kinograph_ssim_small_windows() -> None:
 
 def test_chunked_and_threaded_paths_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     pred, gt = smooth_pair((61, 23, 3), seed=8)
-    monkeypatch.setattr(metrics, "_workers", lambda: 1)
-    monkeypatch.setattr(metrics, "_CHUNK_VALUES", 10**9)
-    monkeypatch.setattr(metrics, "_SSIM_CHUNK_VALUES", 10**9)
+    from inr_tune import _chunks, spectrum, ssim
+
+    def chunking(workers: int, values: int, ssim_values: int) -> None:
+        monkeypatch.setattr(_chunks, "workers", lambda: workers)
+        monkeypatch.setattr(metrics, "_CHUNK_VALUES", values)
+        monkeypatch.setattr(spectrum, "_CHUNK_VALUES", values)
+        monkeypatch.setattr(ssim, "_SSIM_CHUNK_VALUES", ssim_values)
+
+    chunking(1, 10**9, 10**9)
     whole = evaluate(pred, gt, ranks=True)
-    monkeypatch.setattr(metrics, "_workers", lambda: 2)
-    monkeypatch.setattr(metrics, "_CHUNK_VALUES", 23 * 3 * 4)  # 4 frames per chunk
-    monkeypatch.setattr(metrics, "_SSIM_CHUNK_VALUES", 17 * 5)  # 5 output rows per chunk
+    chunking(2, 23 * 3 * 4, 17 * 5)  # 4 frames per chunk, 5 SSIM output rows per chunk
     chunked = evaluate(pred, gt, ranks=True)
     assert chunked.keys() == whole.keys()
     for key, value in whole.items():
