@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from inr_tune.data.defaults import DEFAULTS
-from inr_tune.data.mpm import MPMParams, discs_3types, generate_mpm, simulate
+from inr_tune.data.mpm import MPMParams, simulate
+from inr_tune.data.mpm_scene import discs_3types, generate_mpm
 from inr_tune.data.store import open_dataset
 
 

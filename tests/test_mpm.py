@@ -10,16 +10,14 @@ import pytest
 import torch
 import zarr
 
-from inr_tune.data import mpm
+from inr_tune.data import mpm, mpm_scene
 from inr_tune.data.mpm import (
     MPMParams,
     MPMState,
-    discs_3types,
-    generate_mpm,
-    iter_frames,
     p2g_grid,
     simulate,
 )
+from inr_tune.data.mpm_scene import discs_3types, generate_mpm, iter_frames
 from inr_tune.data.store import open_dataset
 from inr_tune.errors import DataError
 
@@ -464,16 +462,16 @@ def test_default_dataset_has_the_reference_particle_density() -> None:
     from inr_tune.data.defaults import DEFAULTS
 
     ppd = DEFAULTS["mpm"]["particles_per_disc"]
-    state, discs = mpm.discs_3types(ppd, seed=DEFAULTS["mpm"]["seed"])
+    state, discs = mpm_scene.discs_3types(ppd, seed=DEFAULTS["mpm"]["seed"])
     n_grid = mpm.MPMParams().n_grid
-    cells_per_disc = np.pi * mpm.DISC_RADIUS**2 * n_grid**2
+    cells_per_disc = np.pi * mpm_scene.DISC_RADIUS**2 * n_grid**2
     assert len(discs) == 9000
     assert 3.0 < ppd / cells_per_disc < 4.0
     # measured: particles per occupied cell of the first disc's interior (edge cells are
     # partly outside the disc, so only cells well inside count)
     x = state.x[discs == 0].numpy()
     cell = np.floor(x * n_grid).astype(int)
-    centre = np.array([mpm.DISC_CENTRES_X[0], mpm.DISC_CENTRES_Y[0]]) * n_grid
-    inner = np.linalg.norm(cell + 0.5 - centre, axis=1) < mpm.DISC_RADIUS * n_grid - 2
+    centre = np.array([mpm_scene.DISC_CENTRES_X[0], mpm_scene.DISC_CENTRES_Y[0]]) * n_grid
+    inner = np.linalg.norm(cell + 0.5 - centre, axis=1) < mpm_scene.DISC_RADIUS * n_grid - 2
     _, counts = np.unique(cell[inner], axis=0, return_counts=True)
     assert 2.8 < counts.mean() < 4.2

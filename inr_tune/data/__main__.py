@@ -69,7 +69,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     _check_out(out, args.force)
     t0 = time.perf_counter()
     if args.kind == "mpm":
-        from inr_tune.data.mpm import generate_mpm
+        from inr_tune.data.mpm_scene import generate_mpm
 
         if args.particles_per_disc < 1 or args.frames < 1 or args.substeps_per_frame < 1:
             raise DataError("--particles-per-disc, --frames and --substeps-per-frame must be ≥ 1")

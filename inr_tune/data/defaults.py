@@ -54,7 +54,7 @@ def default_dataset_path(kind: str = "mpm") -> Path:
 def generate(kind: str, out: Path, progress: bool = True, **params: Any) -> Path:
     """Run the generator of ``kind`` with ``params`` into ``out``."""
     if kind == "mpm":
-        from inr_tune.data.mpm import generate_mpm
+        from inr_tune.data.mpm_scene import generate_mpm
 
         return generate_mpm(out, progress=progress, **params)
     if kind == "flyvis":
