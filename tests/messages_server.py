@@ -39,12 +39,14 @@ __all__ = [
 
 @dataclass
 class Reply:
-    """One scripted HTTP answer: status, body (a JSON-able object or raw bytes), headers."""
+    """One scripted HTTP answer: status, body (a JSON-able object or raw bytes), headers
+    (a ``content-type`` given here replaces ``application/json``)."""
 
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0  # wait this long (or until the server stops) before answering
+    drip_s: float = 0.0  # send the body one byte every ``drip_s`` seconds (a slow proxy)
 
 
 _counter = iter(range(1, 1_000_000))
@@ -138,12 +140,19 @@ class _Handler(BaseHTTPRequestHandler):
         data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
         try:
             self.send_response(reply.status)
-            self.send_header("content-type", "application/json")
+            if not any(k.lower() == "content-type" for k in reply.headers):
+                self.send_header("content-type", "application/json")
             self.send_header("content-length", str(len(data)))
             for k, v in reply.headers.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(data)
+            if reply.drip_s <= 0:
+                self.wfile.write(data)
+                return
+            for i in range(len(data)):
+                if self.server.owner._stop.wait(reply.drip_s):
+                    return  # shutting down: leave the answer unfinished
+                self.wfile.write(data[i : i + 1])
         except (BrokenPipeError, ConnectionResetError):  # the client timed out and left
             pass
 

@@ -2,7 +2,9 @@
 
 Rendered from the journal (the source of truth) in journal order, so entries appear in
 the order things happened and an entry, once written, never changes: the file only
-grows. It is rewritten atomically after each event.
+grows. It is rewritten atomically after each event. Free text (hypotheses, observations,
+errors, remarks, the review) is rendered as one line of plain text (``plain_text``), so
+it cannot forge an entry or a heading, nor put control characters in the file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from inr_tune.metrics import quality_class
+from inr_tune.search.proposers.text import one_line, plain_text
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
 
@@ -146,7 +149,7 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
                 + (f"; {m['partial_reason']}" if m.get("partial_reason") else "")
             )
     else:
-        lines.append(f"Error: {n.error}")
+        lines.append(f"Error: {plain_text(n.error)}")
     data = n.config.get("data", {})
     lines.append(
         f"Field: field_name={data.get('field')}, inr_type={n.config.get('model', {}).get('inr_type')}, "
@@ -162,15 +165,15 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
     else:
         lines.append("Mutation: none (baseline)")
     lines.append(f"Parent rule: {PARENT_RULES.get(n.strategy, n.strategy)}")
-    lines.append(f"Hypothesis: {n.hypothesis or '-'}")
+    lines.append(f"Hypothesis: {plain_text(n.hypothesis) or '-'}")
     if n.verdict is None:
         lines.append("Verdict: pending (computed once, when the block ends)")
     else:
         lines.append(f"Verdict: {n.verdict}" + (f" ({n.verdict_basis})" if n.verdict_basis else ""))
-    if n.visual:
-        lines.append(f"Visual: {n.visual}")
-    if n.observation:
-        lines.append(f"Observation: {n.observation}")
+    if plain_text(n.visual):
+        lines.append(f"Visual: {plain_text(n.visual)}")
+    if plain_text(n.observation):
+        lines.append(f"Observation: {plain_text(n.observation)}")
     lines.append(f"Next: parent={next_parent if next_parent is not None else 'root'}")
     return lines
 
@@ -208,7 +211,8 @@ def render_analysis(
         elif kind == "node_completed" and e["node_id"] in tree:
             waiting.append(e["node_id"])
         elif kind == "user_input":
-            out += ["## User input", "", *[f"> {line}" for line in e["text"].splitlines()], ""]
+            quoted = [f"> {one_line(line)}" for line in str(e["text"]).splitlines()]
+            out += ["## User input", "", *quoted, ""]
             if e.get("pins"):
                 out.append(
                     "Acknowledged: pinned "
@@ -218,25 +222,28 @@ def render_analysis(
             else:
                 out.append("Acknowledged: passed to the proposer before the next batch.")
             for problem in e.get("problems", []):
-                out.append(f"Not applied: {problem}")
+                out.append(f"Not applied: {plain_text(problem)}")
             out.append("")
         elif kind == "proposer_remarks" and e.get("remarks"):
-            out += [f"Proposer: {r}" for r in e["remarks"]] + [""]
+            out += [f"Proposer: {plain_text(r)}" for r in e["remarks"]] + [""]
         elif kind == "block_end":
             out += [
                 f"## Block {e['block']} summary ({e['field']} @ {e['n_frames']} frames)",
                 "",
                 f"Best node: {e.get('best')}",
                 "",
-                e.get("summary") or "",
+                plain_text(e.get("summary")),
                 "",
             ]
             if e.get("principles"):
-                out += ["Principles:", *[f"- {p}" for p in e["principles"]], ""]
+                out += ["Principles:", *[f"- {plain_text(p)}" for p in e["principles"]], ""]
             if e.get("open_questions"):
-                out += ["Open questions:", *[f"- {q}" for q in e["open_questions"]], ""]
+                out += ["Open questions:", *[f"- {plain_text(q)}" for q in e["open_questions"]], ""]
             out.append(f"Next ucb_c: {e.get('next_ucb_c')}")
             if e.get("new_rules"):
-                out += ["Rules added for this run:", *[f"- {r}" for r in e["new_rules"]]]
+                out += [
+                    "Rules added for this run:",
+                    *[f"- {plain_text(r)}" for r in e["new_rules"]],
+                ]
             out.append("")
     return "\n".join(out).rstrip() + "\n"

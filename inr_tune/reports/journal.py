@@ -3,6 +3,10 @@
 Each line is one event ``{"seq": n, "time": unix_s, "event": name, ...data}``. Lines are
 flushed and fsync'ed as they are written, so a driver killed with SIGKILL loses at most
 the line it was writing; a torn last line is dropped when the journal is reopened.
+
+The API key or token of the environment (``ANTHROPIC_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``)
+is replaced by ``[redacted]`` in every string written, so no text echoing it (a model's
+answer, an error message) reaches the journal, or the reports and prompts built from it.
 """
 
 from __future__ import annotations
@@ -19,17 +23,31 @@ from inr_tune.errors import InrTuneError
 
 __all__ = ["Journal", "read_events"]
 
+SECRET_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+MIN_SECRET = 8  # a shorter value could not be told from ordinary text: left alone
 
-def _clean(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, tuples lists, numpy scalars Python."""
+
+def _secrets() -> list[str]:
+    """The API key and token of the environment, to be redacted."""
+    values = (os.environ.get(name, "").strip() for name in SECRET_ENV)
+    return [v for v in values if len(v) >= MIN_SECRET]
+
+
+def _clean(value: Any, secrets: list[str] | tuple[str, ...] = ()) -> Any:
+    """JSON-safe copy: non-finite floats become None, tuples lists, numpy scalars Python;
+    each of ``secrets`` in a string becomes ``[redacted]``."""
+    if isinstance(value, str):
+        for s in secrets:
+            value = value.replace(s, "[redacted]")
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {_clean(str(k), secrets): _clean(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [_clean(v, secrets) for v in value]
     if hasattr(value, "item") and callable(value.item):
-        return _clean(value.item())
+        return _clean(value.item(), secrets)
     return value
 
 
@@ -94,7 +112,7 @@ class Journal:
                 "seq": len(self._events) + 1,
                 "time": round(time.time(), 3),
                 "event": event,
-                **_clean(data),
+                **_clean(data, _secrets()),
             }
             self._fh.write(json.dumps(record, allow_nan=False, separators=(",", ":")) + "\n")
             self._fh.flush()

@@ -3,7 +3,8 @@
 Rebuilt from the journal and the tree after every event: a regime table with one row
 per finished block (with its window's effective ranks, ``reports.ranks``), principles and
 open questions from the block reviews, the run's own rules, the previous block's summary,
-and the current block's iterations (under the window's ranks).
+and the current block's iterations (under the window's ranks). Free text is rendered as
+one line of plain text (``plain_text``), so it cannot forge a heading or a table row.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from inr_tune.metrics import quality_class
 from inr_tune.reports.ranks import format_ranks
+from inr_tune.search.proposers.text import plain_text
 from inr_tune.search.seeds import decades, runs_of
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
@@ -53,7 +55,7 @@ def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None)
     if runs.n and isinstance(m.get("baseline_r2"), (int, float)):
         gap = runs.mean - decades(m["baseline_r2"])
     r2 = runs.r2_text(short=True) if runs.n else "-"
-    key = (e.get("summary") or "").split(". ")[0][:80]
+    key = plain_text(e.get("summary")).split(". ")[0][:80].replace("|", "/")
     return (
         f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | {model.get('inr_type')} | {r2} | "
         f"{_ratio(m.get('compression_ratio'))} | {_signed(gap)} | "
@@ -71,11 +73,13 @@ def render_memory(
     questions: list[str] = []
     rules: list[str] = []
     for e in ends:
-        for p in e.get("principles") or []:
+        for p in map(plain_text, e.get("principles") or []):
             if p not in principles:
                 principles.append(p)
-        questions = list(e.get("open_questions") or [])
-        rules += [r for r in e.get("new_rules") or [] if r not in rules]
+        questions = [plain_text(q) for q in e.get("open_questions") or []]
+        for r in map(plain_text, e.get("new_rules") or []):
+            if r not in rules:
+                rules.append(r)
     lines = [
         f"# Working memory: {title}",
         "",
@@ -98,7 +102,7 @@ def render_memory(
     if ends:
         e = ends[-1]
         lines.append(
-            f"Block {e['block']} ({e['field']} @ {e['n_frames']}): {e.get('summary') or ''}"
+            f"Block {e['block']} ({e['field']} @ {e['n_frames']}): {plain_text(e.get('summary'))}"
         )
     current = (
         starts[-1] if starts and (not ends or starts[-1]["block"] != ends[-1]["block"]) else None
@@ -129,7 +133,9 @@ def render_memory(
                 f"R² {r2 if r2 is None else f'{r2:.6f}'} [{cls}], {n.verdict or 'verdict at block end'}"
             )
         lines += ["", "### Emerging observations", ""]
-        lines += [f"- iter {n.id}: {n.observation}" for n in nodes if n.observation][-10:]
+        lines += [f"- iter {n.id}: {plain_text(n.observation)}" for n in nodes if n.observation][
+            -10:
+        ]
     text_lines = lines
     if len(text_lines) > MAX_LINES:  # keep the head (knowledge) and the latest iterations
         text_lines = [*text_lines[: MAX_LINES - 1], "(truncated to 500 lines)"]
