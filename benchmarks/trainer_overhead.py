@@ -15,7 +15,6 @@ per frame and batch sizes 1, 8 and 32.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import warnings
@@ -93,23 +92,11 @@ def plain_loop(module: INRModule, steps: int) -> float:
 def lightning_loop(module: INRModule, steps: int) -> float:
     import lightning as L
 
-    loader = torch.utils.data.DataLoader(
-        range(math.ceil(steps / module.cfg.training.steps_per_call)), batch_size=None
-    )
-    trainer = L.Trainer(
-        accelerator="gpu"
-        if module.device.type == "cuda" or module.cfg.training.device == "cuda"
-        else "cpu",
-        devices=1,
-        max_epochs=1,
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        log_every_n_steps=1,
-    )
+    from inr_tune.training.fit import build_trainer, step_loader
+
+    loader = step_loader(steps, module.cfg.training.steps_per_call)
+    cuda = module.device.type == "cuda" or module.cfg.training.device == "cuda"
+    trainer = build_trainer("cuda" if cuda else "cpu")
 
     class _Clock(L.Callback):
         def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -131,6 +131,35 @@ def hparams_of(cfg: Config) -> dict[str, Any]:
     return flat
 
 
+def build_trainer(device: str, logger: Any = False, callbacks: list[Any] | None = None) -> Any:
+    """The Lightning Trainer of a trial: one device, one epoch over ``step_loader``, no
+    validation, checkpointing, progress bar or summary of Lightning's own (the callbacks
+    do these). ``benchmarks/trainer_overhead.py`` times the same Trainer."""
+    import lightning as L
+
+    return L.Trainer(
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        max_epochs=1,
+        logger=logger,
+        callbacks=callbacks or [],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        log_every_n_steps=1,  # our own logging runs every training.log_every optimizer steps
+    )
+
+
+def step_loader(total_steps: int, steps_per_call: int) -> Any:
+    """One item per Lightning step; each runs ``steps_per_call`` optimizer steps."""
+    import torch
+
+    n_calls = math.ceil(total_steps / steps_per_call)
+    return torch.utils.data.DataLoader(range(n_calls), batch_size=None)
+
+
 def run_trial(
     cfg: Config,
     out_dir: str | os.PathLike[str],
@@ -214,21 +243,8 @@ def run_trial(
             budget = TimeBudget(t.max_minutes, evaluator)
             timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
             callbacks += [budget, timer]
-        trainer = L.Trainer(
-            accelerator="gpu" if device == "cuda" else "cpu",
-            devices=1,
-            max_epochs=1,
-            logger=logger,
-            callbacks=callbacks,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-            log_every_n_steps=1,  # our own logging runs every training.log_every optimizer steps
-        )
-        n_calls = math.ceil(t.total_steps / t.steps_per_call)
-        loader = torch.utils.data.DataLoader(range(n_calls), batch_size=None)
+        trainer = build_trainer(device, logger, callbacks)
+        loader = step_loader(t.total_steps, t.steps_per_call)
         status, error = "ok", None
         try:
             trainer.fit(module, loader)
