@@ -313,7 +313,9 @@ def test_good_answer_is_taken_as_given(
     assert body["tool_choice"] == {"type": "tool", "name": BATCH_TOOL}
     assert [t["name"] for t in body["tools"]] == [BATCH_TOOL]
     assert body["tools"][0]["strict"] is True
-    assert body["system"] == render_system(state)
+    assert body["system"] == [  # cached by the API: the same text on every call
+        {"type": "text", "text": render_system(state), "cache_control": {"type": "ephemeral"}}
+    ]
     assert body["messages"][0]["content"][0]["text"] == render_batch(state, 4, [])
 
     (call,) = log.of("llm_call")

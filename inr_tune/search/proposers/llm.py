@@ -572,7 +572,15 @@ class LLMProposer(Proposer):
             Call(purpose, attempt, 0.0),
             model=self.model,
             max_tokens=self.max_tokens,
-            system=self._scrub(system),
+            # the system prompt is re-sent unchanged on every call of a run: cached by the
+            # API (prompt caching; below the model's minimum length it is simply not cached)
+            system=[
+                {
+                    "type": "text",
+                    "text": self._scrub(system),
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
             messages=self._scrub(messages),
             tools=[tool],
             tool_choice={"type": "tool", "name": tool["name"]},
