@@ -4,7 +4,10 @@ parent config plus one mutation chosen on a UCB tree by Claude or the rule propo
 The run directory holds ``journal.jsonl`` (the source of truth), ``analysis.md``,
 ``memory.md``, ``ucb_scores.txt``, ``configs/iter_NNN.yaml``, ``trials/iter_NNN/`` and
 ``tree.png``. ``--resume`` continues a run killed at any point: finished trials are
-kept, the trials that were running are run again.
+kept, the trials that were running are run again from an empty directory, and every file
+derived from the journal is written again (``search/run_dir.py``). Ctrl-C and SIGTERM stop
+the run cleanly (exit 130 / 143, with the resume command); after a SIGKILL nothing of the
+run keeps running (``signals.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import tempfile
@@ -24,11 +28,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from inr_tune import signals
 from inr_tune.cli import EXIT_OK, run_cli
 from inr_tune.config import Config, apply_overrides, parse_set
 from inr_tune.errors import ConfigError, DataError, InrTuneError
+from inr_tune.search.run_dir import (
+    Reports,
+    finished_run,
+    read_options,
+    rebuild_configs,
+    remove_temp_files,
+    restore_block_reports,
+    rollback_new_run,
+    summary,
+    write_options,
+)
 
-__all__ = ["main"]
+__all__ = ["Reports", "main"]
 
 OPTION_DEFAULTS: dict[str, Any] = {
     "experiment": "mpm",
@@ -136,14 +152,12 @@ def resolve_options(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         if not args.out:
             raise ConfigError("--resume needs --out DIR of the run to continue")
         out = Path(args.out)
-        saved = out / "options.json"
-        if not saved.is_file():
-            raise DataError(f"{out} is not a run directory (no options.json); nothing to resume")
+        saved = read_options(out)
         if given:
             raise ConfigError(
                 f"--resume continues with the run's saved options; drop --{next(iter(given)).replace('_', '-')}"
             )
-        return json.loads(saved.read_text()), out
+        return {**OPTION_DEFAULTS, **saved}, out
     opts = {**OPTION_DEFAULTS, **given}
     for key in ("iterations", "blocks", "parallel"):
         if opts[key] < 1:
@@ -200,45 +214,7 @@ def make_proposer(
     return llm, rule, f"llm ({model})"
 
 
-# ----------------------------------------------------------------------------- reports
-class Reports:
-    """Keeps analysis.md, memory.md, ucb_scores.txt and tree.png in step with the journal."""
-
-    def __init__(self, run_dir: Path, title: str) -> None:
-        self.run_dir = run_dir
-        self.title = title
-
-    def write(self, ctx: Any, block: int | None, ucb_c: float, tree_png: bool = False) -> None:
-        """Rewrite the reports; ``block`` None (the run's end) keeps the UCB scores of the
-        last block started, so ucb_scores.txt is empty only at a block's start."""
-        from inr_tune.reports.analysis import render_analysis, write_atomic
-        from inr_tune.reports.memory import render_memory
-        from inr_tune.search.tree import format_ucb_scores
-
-        events = ctx.journal.events
-        classes = ctx.experiment.classes
-        write_atomic(
-            self.run_dir / "analysis.md", render_analysis(events, ctx.tree, classes, self.title)
-        )
-        write_atomic(
-            self.run_dir / "memory.md", render_memory(events, ctx.tree, classes, self.title)
-        )
-        last = ctx.journal.last("block_start")
-        if block is None and last is not None:  # the run ended: keep its last block's scores
-            block, ucb_c = last["block"], last["ucb_c"]
-        scores = ctx.tree.ucb_scores(block, ucb_c, ctx.reward) if block is not None else []
-        write_atomic(self.run_dir / "ucb_scores.txt", format_ucb_scores(scores))
-        if ctx.rules:
-            write_atomic(
-                self.run_dir / "rules.md",
-                "# Rules added by this run\n\n" + "".join(f"- {r}\n" for r in ctx.rules),
-            )
-        if tree_png and len(ctx.tree):
-            from inr_tune.plots import save_figure, tree_plot
-
-            save_figure(tree_plot(ctx.tree, classes, title=self.title), self.run_dir / "tree.png")
-
-
+# ----------------------------------------------------------------------------- live table
 def _fmt_mutation(node: Any) -> str:
     from inr_tune.search.space import fmt_value
 
@@ -329,7 +305,12 @@ def init_ray(address: str | None) -> tuple[int, int]:
             except (ConnectionError, RuntimeError) as err:
                 raise InrTuneError(_join_error(address, err)) from None
         else:  # always a new local instance, never a cluster found through Ray's address file
-            ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+            signals.start_watchdog()  # its processes die with this one, even on SIGKILL
+            try:
+                ray.init(address="local", num_cpus=os.cpu_count() or 1, **kwargs)
+            except SystemExit:  # Ray's SIGTERM handler, in place while ray.init runs
+                raise signals.Interrupted(signal.SIGTERM) from None
+        signals.install()  # instead of the SIGTERM handler ray.init installed
     res = ray.cluster_resources()
     return int(res.get("CPU", 1)), int(res.get("GPU", 0))
 
@@ -422,6 +403,10 @@ def run_block_on_ray(
     remote = storage.url is not None
 
     def trial_config(node: Any) -> dict[str, Any]:
+        # an attempt of a run that was killed: its files go, TensorBoard shows one run
+        storage.clear_trial(
+            node.id, ray_name=f"block_{node.block}/b{node.block}_iter_{node.id:03d}"
+        )
         return {
             "node_id": node.id,
             "block": node.block,
@@ -558,7 +543,37 @@ def memory_check(
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     opts, run_dir = resolve_options(args)
+    signals.install()  # Ctrl-C and SIGTERM stop the run cleanly (exit 130 / 143)
+    # options.json first (once, atomically): a run killed while Ray starts is resumable
+    made = None if args.resume else write_options(run_dir, opts)
+    try:
+        return _run(opts, run_dir, args.resume)
+    except InrTuneError:
+        if made is not None:  # refused before its first journal line: leave no run directory
+            rollback_new_run(run_dir, made)
+        raise
+    except KeyboardInterrupt as err:  # signals.Interrupted, or Ctrl-C before the handlers
+        signals.stopping()
+        _stop_ray()
+        signum = signals.received() or getattr(err, "signum", signal.SIGINT)
+        raise signals.Interrupted(
+            signum,
+            f"interrupted by {signals.NAMES.get(signum, signum)}: stopped; the trials that "
+            f"finished are kept, continue with: python -m inr_tune.block --out {run_dir} --resume",
+        ) from None
+
+
+def _stop_ray() -> None:
+    """Shut Ray down if this process started or joined it (its trials stop with it)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+
+
+def _run(opts: dict[str, Any], run_dir: Path, resume: bool) -> int:
     t_start = time.perf_counter()
+    finished = resume and finished_run(run_dir)  # nothing to run: rebuild the files only
 
     from inr_tune.config import config_from_dict
     from inr_tune.data.defaults import ensure_default_dataset
@@ -588,12 +603,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     content_hash = ds.content_hash()
     storage = resolve_storage(opts.get("storage"), run_dir)
-    cpus, gpus = init_ray(opts["address"])  # before the run directory: a refused join leaves none
-    for spec in blocks:  # a budget no config of the space can meet: one line, no run directory
+    cpus, gpus = (0, 0) if finished else init_ray(opts["address"])
+    for spec in [] if finished else blocks:  # a budget no config can meet: one line
         start = exp.root_config(spec, gpu=bool(gpus), sets=opts["set"])
         fit_root(start, exp.space, block_budget(start, spec, ds))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "options.json").write_text(json.dumps(opts, indent=2))
     journal = Journal(run_dir / "journal.jsonl")
     resumed = bool(journal.events)
     if not resumed:
@@ -615,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     storage.upload_reports()
     tree = replay_tree(journal.events)
+    remove_temp_files(run_dir)  # half-written files of a killed run; then what it lacked
+    rebuild_configs(run_dir, tree)
     ctx = RunContext(
         run_dir=run_dir,
         journal=journal,
@@ -629,8 +644,10 @@ def main(argv: list[str] | None = None) -> int:
             (run_dir / "memory.md").read_text() if (run_dir / "memory.md").exists() else ""
         ),
     )
-    proposer, fallback, proposer_name = make_proposer(
-        opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data)
+    proposer, fallback, proposer_name = (
+        (None, None, "none")
+        if finished
+        else make_proposer(opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data))
     )
     ctx.proposer, ctx.fallback = proposer, fallback
     memory = expected_memory(ds) if gpus else None  # start lines and the fit check
@@ -646,11 +663,14 @@ def main(argv: list[str] | None = None) -> int:
     live = LiveTable(exp.classes, memory=memory)
     share = trial_resources(cpus, gpus, opts["parallel"])
     each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
-    print(
-        f"{'resuming' if resumed else 'run'} {run_dir}: {exp.name}, {len(blocks)} block(s) × "
-        f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
-        f"{f' and {gpus} GPU(s)' if gpus else ''} ({each} each); proposer {proposer_name}; data {dataset}"
-    )
+    if finished:
+        print(f"{run_dir} finished already: its files are rebuilt from the journal")
+    else:
+        print(
+            f"{'resuming' if resumed else 'run'} {run_dir}: {exp.name}, {len(blocks)} block(s) × "
+            f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
+            f"{f' and {gpus} GPU(s)' if gpus else ''} ({each} each); proposer {proposer_name}; data {dataset}"
+        )
     if gpus:
         print(
             f"GPU memory {gpu_bytes / 2**30:.0f} GiB (smallest GPU): configs whose concurrent "
@@ -668,6 +688,13 @@ def main(argv: list[str] | None = None) -> int:
             ucb_c = ended[0]["next_ucb_c"]
             best = tree.get(ended[0].get("best"))
             carried = config_from_dict(best.config) if best else carried
+            if resumed:  # the kill may have come before the block's reports were written
+                start = next(e for e in journal.of("block_start") if e["block"] == index)
+                sentences.append(
+                    restore_block_reports(
+                        run_dir, index, start, spec, ds, dataset, tree, windows, storage
+                    )
+                )
             continue
         started = [e for e in journal.of("block_start") if e["block"] == index]
         if started:
@@ -751,43 +778,13 @@ def main(argv: list[str] | None = None) -> int:
         top = best_config(tree, tree.block_nodes(index))  # best mean over its seeds
         carried = config_from_dict(top.original.config) if top else carried
         ucb_c = review.next_ucb_c
-    proposer.close()
-    ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
+    if not finished:  # one run_end: a resumed finished run only rebuilds its files
+        proposer.close()
+        ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
     reports.write(ctx, None, ucb_c, tree_png=True)
     storage.upload_reports()
-    _summary(ctx, run_dir, time.perf_counter() - t_start, storage, sentences)
+    summary(ctx, run_dir, time.perf_counter() - t_start, storage, sentences)
     return EXIT_OK
-
-
-def _summary(ctx: Any, run_dir: Path, seconds: float, storage: Any, sentences: list[str]) -> None:
-    from inr_tune.reports.analysis import config_line
-    from inr_tune.search.seeds import best_config
-
-    trials = storage.url or str(storage.local)
-    top = best_config(ctx.tree, ctx.tree.nodes)
-    print(f"\ndone in {seconds / 60:.1f} min: {len(ctx.tree)} trials in {run_dir}")
-    if top is not None:
-        best = top.original
-        m = best.metrics
-        print(
-            f"best config: node {best.id} (block {best.block}) {'held-out ' if m.get('holdout_r2') is not None else ''}"
-            f"R² {top.r2_text()} at {m.get('compression_ratio', float('nan')):.1f}× kinograph R²="
-            f"{m.get('kinograph_R2', float('nan')):.5f} in {m.get('training_time', 0) / 60:.1f} min"
-        )
-        print(f"  config: {config_line(best.config)} [{best.config['model']['inr_type']}]")
-        print(
-            f"  {run_dir}/configs/iter_{best.id:03d}.yaml, {storage.trial_dir(best.id)}/field.png"
-        )
-    for line in sentences:
-        print(line)
-    print(
-        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, pareto.png, "
-        "baselines.csv, journal.jsonl"
-        + (f"; trials in {trials}/trials" if trials != str(run_dir.resolve()) else ", trials/")
-    )
-    if storage.url:
-        print(f"copied the reports to {storage.url}/")
-    print(f"compare trials: tensorboard --logdir {trials}/trials")
 
 
 if __name__ == "__main__":

@@ -215,10 +215,12 @@ def write_baselines_csv(windows: list[tuple[str, int, Any]], path: Any) -> None:
     tmp.replace(p)
 
 
-def block_baselines(dataset: str, root: Any, run_dir: Path, windows: list[Any]) -> Any:
+def block_baselines(
+    dataset: str, root: Any, run_dir: Path, windows: list[Any], quiet: bool = False
+) -> Any:
     """PCA/ZFP/SZ3 curves of the block's window (cached per dataset hash and window),
-    added to ``windows`` and to ``baselines.csv``; None, with the reason printed, when they
-    cannot be computed: the block still runs."""
+    added to ``windows`` and to ``baselines.csv``; None, with the reason printed (unless
+    ``quiet``), when they cannot be computed: the block still runs."""
     from inr_tune.baselines import load_or_compute
 
     d = root.data
@@ -226,13 +228,15 @@ def block_baselines(dataset: str, root: Any, run_dir: Path, windows: list[Any]) 
     try:
         baselines = load_or_compute(dataset, d.field, d.n_frames, d.offset, d.holdout)
     except Exception as err:  # a baseline must never stop the search
-        print(f"  baselines unavailable: {type(err).__name__}: {err}")
+        if not quiet:
+            print(f"  baselines unavailable: {type(err).__name__}: {err}")
         return None
     missing = "; ".join(f"{m} unavailable ({why})" for m, why in baselines.unavailable.items())
-    print(
-        f"  baselines (PCA, ZFP, SZ3) of {d.field}@{d.n_frames}: {len(baselines.points)} points "
-        f"in {time.perf_counter() - t0:.1f} s" + (f"; {missing}" if missing else "")
-    )
+    if not quiet:
+        print(
+            f"  baselines (PCA, ZFP, SZ3) of {d.field}@{d.n_frames}: {len(baselines.points)} "
+            f"points in {time.perf_counter() - t0:.1f} s" + (f"; {missing}" if missing else "")
+        )
     windows.append((d.field, d.n_frames, baselines))
     write_baselines_csv(windows, run_dir / "baselines.csv")
     return baselines
@@ -246,22 +250,40 @@ def report_fidelity(
     title: str,
     tb: bool = True,
     tree: Tree | None = None,
+    quiet: bool = False,
 ) -> str:
-    """Print the Pareto front beside the baselines and the comparison sentence; save
-    pareto.png, and the same figure in TensorBoard under trials/pareto when ``tb``."""
+    """Print the Pareto front beside the baselines and the comparison sentence (unless
+    ``quiet``); save pareto.png, and the same figure in TensorBoard under trials/pareto
+    when ``tb``: one record per ``title``, written once (``--resume`` writes it only when
+    a kill came first) and moved into place whole."""
     holdout = any(n.metrics.get("holdout_r2") is not None for n in nodes)
     label = "held-out R²" if holdout else "R²"
     min_ratio = budget.min_ratio if budget is not None and budget.active else None
-    print(format_front(nodes, baselines, label))
     sentence = f"{title}: " + comparison_sentence(nodes, baselines, min_ratio, label, tree)
-    print(sentence)
+    if not quiet:
+        print(format_front(nodes, baselines, label))
+        print(sentence)
     fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
-    fig.savefig(run_dir / "pareto.png", dpi=90)
+    tmp = run_dir / ".pareto.png.tmp.png"
+    fig.savefig(tmp, dpi=90)
+    tmp.replace(run_dir / "pareto.png")
     if not tb:  # trials live in an object store: nothing else goes under trials/ here
         return sentence
+    key = "".join(c if c.isalnum() else "_" for c in title)
+    final = run_dir / "trials" / "pareto"
+    if list(final.glob(f"events.out.tfevents.*.{key}")):
+        return sentence
     with contextlib.suppress(Exception):  # TensorBoard is a convenience copy
+        import shutil
+
         from torch.utils.tensorboard import SummaryWriter
 
-        with SummaryWriter(str(run_dir / "trials" / "pareto")) as writer:
+        staging = run_dir / "trials" / ".pareto.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        with SummaryWriter(str(staging), filename_suffix=f".{key}") as writer:
             writer.add_figure("pareto", fig, global_step=len(nodes), close=False)
+        final.mkdir(parents=True, exist_ok=True)
+        for f in staging.glob("events.out.tfevents.*"):
+            f.replace(final / f.name)
+        shutil.rmtree(staging, ignore_errors=True)
     return sentence

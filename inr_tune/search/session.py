@@ -36,7 +36,7 @@ from inr_tune.search.space import as_config, config_key
 from inr_tune.search.tree import Node, Tree
 from inr_tune.search.verdict import judge
 
-__all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree"]
+__all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree", "unreviewed"]
 
 FINISHED = "finished"
 
@@ -74,6 +74,25 @@ def replay_tree(events: list[dict[str, Any]]) -> Tree:
         else:
             tree.apply_event(e)
     return tree
+
+
+def unreviewed(events: list[dict[str, Any]], block: int) -> list[int]:
+    """Nodes of ``block`` that finished but that no proposer call has seen yet (they get
+    their observations at the next call), from the journal: a ``batch_added`` or
+    ``no_proposal`` line lists in ``reviewed`` the finished nodes its call was shown. A
+    line without that list (journals older than it) saw every node finished before it."""
+    finished: list[int] = []
+    seen: set[int] = set()
+    ours: set[int] = set()
+    for e in events:
+        kind = e["event"]
+        if kind == "batch_added" and e.get("block") == block:
+            ours.update(n["id"] for n in e["nodes"])
+        if kind == "node_completed" and e["node_id"] in ours:
+            finished.append(e["node_id"])
+        elif kind in ("batch_added", "no_proposal") and e.get("block") == block:
+            seen.update(e.get("reviewed", finished))
+    return [i for i in dict.fromkeys(finished) if i not in seen]
 
 
 @dataclass
@@ -155,7 +174,9 @@ class BlockSession:
         self.ucb_c = ucb_c
         self.exhausted = False
         self._launched: set[int] = set()
-        self._finished_since: list[int] = []
+        # finished nodes no proposer call has seen: kept in the journal, so a resumed run
+        # still shows them to the next call (and writes their observations)
+        self._finished_since: list[int] = unreviewed(ctx.journal.events, block)
         self.user_text = ""
 
     # ------------------------------------------------------------------ state
@@ -366,7 +387,10 @@ class BlockSession:
             )
         if not accepted:
             self.ctx.log(
-                "no_proposal", block=self.block, reason="no valid proposal for a free slot"
+                "no_proposal",
+                block=self.block,
+                reason="no valid proposal for a free slot",
+                reviewed=sorted(state.finished),
             )
             if not self.running():  # nothing left to try and nothing running: end the block
                 self.exhausted = True
@@ -387,7 +411,13 @@ class BlockSession:
                 ).to_dict()
             )
         # One journal line for the whole batch: a crash never leaves half a batch.
-        self.ctx.log("batch_added", block=self.block, nodes=nodes, user_input=bool(new_text))
+        self.ctx.log(
+            "batch_added",
+            block=self.block,
+            nodes=nodes,
+            user_input=bool(new_text),
+            reviewed=sorted(state.finished),
+        )
         for raw in nodes:
             node = (
                 self.tree.apply_event({"event": "node_added", "node": raw}) or self.tree[raw["id"]]

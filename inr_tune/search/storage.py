@@ -16,6 +16,7 @@ account, …), so nothing secret is pickled into Ray's state.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,29 @@ class Storage:
             assert self.local is not None
             return str(self.local / "trials" / name)
         return f"{self.url}/trials/{name}"
+
+    def clear_trial(self, node_id: int, ray_name: str | None = None) -> None:
+        """Remove what an earlier attempt at trial ``node_id`` left (a run killed while it
+        trained): a trial starts from an empty directory, so TensorBoard never shows the
+        killed attempt's curves beside the new ones. ``ray_name`` is Ray's own directory of
+        the trial under the local ``ray/`` (with an object store it is the trial's)."""
+        if self.url is None:
+            assert self.local is not None
+            dirs = [Path(self.trial_dir(node_id))]
+            if ray_name:
+                dirs.append(self.local / "ray" / ray_name)
+            for d in dirs:
+                if d.is_dir():
+                    shutil.rmtree(d)
+            return
+        path = f"{self.root}/trials/iter_{node_id:03d}"
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+        except Exception as err:
+            raise InrTuneError(
+                f"--storage {self.url}: cannot clear trial {node_id}: {_one_line(err)}"
+            ) from err
 
     def ray_storage(self) -> dict[str, Any]:
         """``storage_path`` (and ``storage_filesystem``) for Ray Tune's RunConfig."""
