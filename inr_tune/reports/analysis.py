@@ -192,8 +192,12 @@ def render_analysis(
     waiting: list[int] = []
 
     def flush() -> None:
-        for node_id in waiting:
-            out.extend([*_entry(tree, node_id, classes, next_parent.get(node_id)), ""])
+        # Entries in node order, each with the UCB choice once the whole group is in: the
+        # order in which parallel trials finish varies from run to run (and between a
+        # killed-and-resumed run and an uninterrupted one) and changes neither.
+        chosen = next_parent.get(waiting[-1]) if waiting else None
+        for node_id in sorted(waiting):
+            out.extend([*_entry(tree, node_id, classes, chosen), ""])
         waiting.clear()
 
     for e in events:
