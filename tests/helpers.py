@@ -22,6 +22,18 @@ MPM_COMPONENTS = {
 }
 
 
+#: Settings of a tiny trial (a few dozen steps of a 16-wide net) for block tests.
+TINY = [
+    "training.total_steps=48",
+    "training.eval_every=1000",
+    "training.max_minutes=null",
+    "model.hidden_dim=16",
+    "model.n_layers=1",
+    "training.points_per_step=null",
+    "search.min_ratio=1",  # a few thousand values: the default budget fits no config
+]
+
+
 def synthetic_mpm_arrays(n_frames: int, n_points: int, seed: int = 0) -> dict[str, np.ndarray]:
     """Smooth fields of (t, x, y) on drifting points: [T, N, C] float32 arrays."""
     rng = np.random.default_rng(seed)

@@ -16,17 +16,7 @@ from inr_tune.config import load_config
 from inr_tune.reports.journal import Journal, read_events
 from inr_tune.search.searcher import UCBTreeSearcher
 from inr_tune.search.session import FINISHED, BlockSession, replay_tree
-from tests.helpers import block_args, completed, rule_session, run_block, write_synthetic_mpm
-
-TINY = [
-    "training.total_steps=48",
-    "training.eval_every=1000",
-    "training.max_minutes=null",
-    "model.hidden_dim=16",
-    "model.n_layers=1",
-    "training.points_per_step=null",
-    "search.min_ratio=1",  # a few thousand values: the default budget fits no config
-]
+from tests.helpers import TINY, block_args, completed, rule_session, run_block, write_synthetic_mpm
 
 
 @pytest.fixture(scope="module")

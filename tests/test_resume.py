@@ -21,17 +21,8 @@ import pytest
 
 from inr_tune.reports.compare import compare_runs
 from inr_tune.reports.journal import read_events
-from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
+from tests.helpers import TINY, block_args, completed, run_block, write_synthetic_mpm
 
-TINY = [
-    "training.total_steps=48",
-    "training.eval_every=1000",
-    "training.max_minutes=null",
-    "model.hidden_dim=16",
-    "model.n_layers=1",
-    "training.points_per_step=null",
-    "search.min_ratio=1",
-]
 MARK = "INR_TUNE_TEST_MARK"  # every process of a test's run inherits it
 linux_only = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
 
