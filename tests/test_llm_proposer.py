@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (test arguments named after the imported fixtures)
 """LLMProposer against a fake Messages API: prompts, parsing, retry, fallback, secrets.
 
 The real ``anthropic`` client is pointed (``base_url``) at ``tests.messages_server``, which
@@ -41,6 +42,9 @@ from inr_tune.search.proposers.llm import (
 )
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
+
+# the shared fixtures log and server are imported by name (pytest finds them so)
+from tests.llm_fixtures import MODEL, Recorder, log, proposers, server  # noqa: F401
 from tests.messages_server import (
     MessagesServer,
     Reply,
@@ -54,59 +58,16 @@ from tests.messages_server import (
 from tests.proposer_contract import MPM_SPACE, ProposerContract, check_batch, grow, make_state
 
 KEY = "sk-ant-test-5ecret-KEY-0123456789"
-MODEL = "claude-test-model"
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-class Recorder:
-    """A ``log`` callable that keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def __call__(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [f for e, f in self.events if e == event]
-
-
-@pytest.fixture
-def server() -> Iterator[MessagesServer]:
-    with MessagesServer() as s:
-        yield s
-
-
-@pytest.fixture
-def log() -> Recorder:
-    return Recorder()
 
 
 @pytest.fixture
 def make(
     server: MessagesServer, tmp_path: Path, log: Recorder
 ) -> Iterator[Callable[..., LLMProposer]]:
-    made: list[LLMProposer] = []
-
-    def build(**kw: Any) -> LLMProposer:
-        args: dict[str, Any] = {
-            "api_key": KEY,
-            "base_url": server.url,
-            "timeout_s": 10.0,
-            "max_retries": 0,
-            "run_dir": tmp_path / "run",
-            "log": log,
-        }
-        args.update(kw)
-        proposer = LLMProposer(MODEL, **args)
-        made.append(proposer)
-        return proposer
-
-    yield build
-    for p in made:
-        p.close()
+    yield from proposers(KEY, server, tmp_path / "run", log)
 
 
 def item(
