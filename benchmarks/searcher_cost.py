@@ -35,9 +35,9 @@ def synthetic_r2(cfg: dict) -> float:
 
 def drive(n_nodes: int, parallel: int) -> None:
     from inr_tune.reports.journal import Journal
+    from inr_tune.runner.searcher import UCBTreeSearcher
     from inr_tune.search.experiment import BlockSpec, load_experiment
     from inr_tune.search.proposers import RuleProposer
-    from inr_tune.search.searcher import UCBTreeSearcher
     from inr_tune.search.session import BlockSession, RunContext
     from inr_tune.search.tree import Tree
 

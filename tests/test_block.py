@@ -14,7 +14,7 @@ import pytest
 
 from inr_tune.config import load_config
 from inr_tune.reports.journal import Journal, read_events
-from inr_tune.search.searcher import UCBTreeSearcher
+from inr_tune.runner.searcher import UCBTreeSearcher
 from inr_tune.search.session import FINISHED, BlockSession, replay_tree
 from tests.helpers import TINY, block_args, completed, rule_session, run_block, write_synthetic_mpm
 
@@ -296,7 +296,7 @@ def _check_tensorboard(run: Path) -> None:
     ],
 )
 def test_trial_resources(cpus: int, gpus: int, parallel: int, gpu_share: float | None) -> None:
-    from inr_tune.block import trial_resources
+    from inr_tune.runner.cluster import trial_resources
 
     res = trial_resources(cpus, gpus, parallel)
     assert res["cpu"] == cpus / parallel
@@ -306,8 +306,8 @@ def test_trial_resources(cpus: int, gpus: int, parallel: int, gpu_share: float |
 
 
 def test_gpu_memory_check_refuses_what_cannot_fit(dataset: Path) -> None:
-    from inr_tune.block import memory_check
     from inr_tune.data.store import open_dataset
+    from inr_tune.runner.cluster import memory_check
 
     ds = open_dataset(dataset)
     small = load_config(None, ["data.n_frames=24"])
@@ -332,7 +332,7 @@ def test_gpu_memory_is_read_on_the_gpu_nodes() -> None:
     a GPU); here torch sees no CUDA device, so the real probe learns nothing."""
     import ray
 
-    from inr_tune.block import cluster_gpu_memory
+    from inr_tune.runner.cluster import cluster_gpu_memory
 
     ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:

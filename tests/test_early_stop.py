@@ -11,7 +11,7 @@ import pytest
 
 from inr_tune import metrics as M
 from inr_tune.config import load_config
-from inr_tune.search.searcher import result_to_outcome
+from inr_tune.runner.searcher import result_to_outcome
 from inr_tune.search.tree import Tree
 from tests.helpers import write_synthetic_mpm
 
@@ -100,8 +100,8 @@ def test_trainable_reports_held_out_r2_and_leaves_the_end_to_the_final_report(
     the size, and never the run's last step; the final report carries everything."""
     from ray import tune
 
-    from inr_tune.search import trainable
-    from inr_tune.search.trainable import train_node
+    from inr_tune.runner.trainable import train_node
+    from inr_tune.runner import trainable
 
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(tune, "report", lambda values, **kw: reports.append(values))

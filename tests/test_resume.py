@@ -193,7 +193,7 @@ def test_finished_nodes_the_proposer_has_not_seen_survive_a_restart(tmp_path: Pa
 def test_a_trial_run_again_starts_from_an_empty_directory(tmp_path: Path) -> None:
     """The killed attempt's files (TensorBoard events among them) go before a trial runs
     again: in the run directory, Ray's own trial directory, and an object store."""
-    from inr_tune.search.storage import resolve_storage
+    from inr_tune.runner.storage import resolve_storage
 
     local = resolve_storage(None, tmp_path / "run")
     events = Path(local.trial_dir(3)) / "b1_iter_003" / "events.out.tfevents.1.host.1.0"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from inr_tune.errors import InrTuneError
-from inr_tune.search.storage import open_bytes, resolve_storage
+from inr_tune.fileio import open_bytes
+from inr_tune.runner.storage import resolve_storage
 from tests.helpers import block_args, completed, run_block, write_synthetic_mpm
 
 

@@ -288,5 +288,3 @@ def test_compare_words_in_numbers() -> None:
     assert compare_words(-0.5, -0.2) == "worse"
     text = describe_change(0.99912, 0.99870)
     assert text == "R² 0.99912 vs parent 0.99870: better by 0.00042 (+0.17 nines)"
-
-

@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inr_tune.block import Reports
 from inr_tune.config import load_config
 from inr_tune.reports.journal import Journal
-from inr_tune.search.searcher import UCBTreeSearcher
+from inr_tune.reports.run_dir import Reports
+from inr_tune.runner.searcher import UCBTreeSearcher
 from inr_tune.search.tree import format_ucb_scores
 from tests.helpers import rule_session
 

@@ -1,6 +1,6 @@
 """The search core: space (params, moves, validation), tree (nodes, UCB), verdicts and
 strategies. No Ray, Lightning or torch here; proposers live in ``inr_tune.search.proposers``
-and the Ray adapter in ``inr_tune.search.searcher``.
+and the Ray adapter in ``inr_tune.runner.searcher``.
 """
 
 from __future__ import annotations

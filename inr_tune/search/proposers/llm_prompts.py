@@ -14,10 +14,10 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from inr_tune.fileio import open_bytes
 from inr_tune.search import strategies
 from inr_tune.search.proposers.base import SearchState
 from inr_tune.search.space import SearchSpace, as_config, fmt_value
-from inr_tune.search.storage import open_bytes
 from inr_tune.search.tree import Node, Tree, format_ucb_scores
 from inr_tune.search.verdict import describe_change
 

@@ -17,12 +17,12 @@ or missing once the run is resumed:
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from inr_tune.errors import DataError
+from inr_tune.fileio import write_durable
 
 __all__ = [
     "OPTIONS",
@@ -40,27 +40,6 @@ __all__ = [
 
 OPTIONS = "options.json"
 PARETO_STAGING = ".pareto.tmp"  # under trials/: a Pareto TensorBoard record being written
-
-
-def write_durable(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically and durably: a temp file beside it, flushed
-    to disk, renamed over ``path``; a kill leaves the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:  # the rename itself on disk
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def write_options(run_dir: Path, opts: dict[str, Any]) -> list[Path]:

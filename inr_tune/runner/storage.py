@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from inr_tune.errors import InrTuneError
+from inr_tune.fileio import is_url, one_line
 
-__all__ = ["Storage", "is_url", "open_bytes", "resolve_storage"]
+__all__ = ["Storage", "is_url", "resolve_storage"]
 
 # Files of the driver's run directory mirrored to an object store (not configs/: small,
 # but one per trial; they are in every trial's config.yaml already).
@@ -35,15 +36,6 @@ REPORT_FILES = (
     "options.json",
     "tree.png",
 )
-
-
-def is_url(spec: str | None) -> bool:
-    return bool(spec) and "://" in str(spec)
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
 
 
 @dataclass(frozen=True)
@@ -84,7 +76,7 @@ class Storage:
                 self.fs.rm(path, recursive=True)
         except Exception as err:
             raise InrTuneError(
-                f"--storage {self.url}: cannot clear trial {node_id}: {_one_line(err)}"
+                f"--storage {self.url}: cannot clear trial {node_id}: {one_line(err)}"
             ) from err
 
     def ray_storage(self) -> dict[str, Any]:
@@ -110,7 +102,7 @@ class Storage:
                     self.fs.put_file(str(src), f"{self.root}/{name}")
         except Exception as err:  # network, permissions, quota: say which store and why
             raise InrTuneError(
-                f"--storage {self.url}: cannot write reports: {_one_line(err)}"
+                f"--storage {self.url}: cannot write reports: {one_line(err)}"
             ) from err
 
 
@@ -130,7 +122,7 @@ def resolve_storage(spec: str | None, run_dir: Path) -> Storage:
 
         fs, root = url_to_fs(spec)
     except (ImportError, ValueError) as err:
-        raise InrTuneError(f"--storage {spec}: {_one_line(err)}") from err
+        raise InrTuneError(f"--storage {spec}: {one_line(err)}") from err
     root = f"{root.rstrip('/')}/{run_dir.name}"
     storage = Storage(
         run_dir=run_dir,
@@ -144,20 +136,5 @@ def resolve_storage(spec: str | None, run_dir: Path) -> Storage:
         fs.pipe_file(f"{root}/.write_check", b"inr_tune")
         fs.rm_file(f"{root}/.write_check")
     except Exception as err:
-        raise InrTuneError(f"--storage {spec}: cannot write there: {_one_line(err)}") from err
+        raise InrTuneError(f"--storage {spec}: cannot write there: {one_line(err)}") from err
     return storage
-
-
-def open_bytes(path: str) -> bytes:
-    """The bytes of a local path or of an fsspec URL (OSError when unreadable)."""
-    if not is_url(path):
-        return Path(path).read_bytes()
-    try:
-        import fsspec
-
-        with fsspec.open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        raise
-    except Exception as err:  # backend errors (missing object, no credentials, …)
-        raise OSError(_one_line(err)) from err
