@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from dataclasses import field as dc_field
 from importlib import metadata
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from inr_tune.errors import DataError
+from inr_tune.fileio import write_durable
 
 __all__ = ["BaselinePoint", "Baselines", "format_table", "load_or_compute", "nines", "write_csv"]
 
@@ -210,28 +210,13 @@ def format_table(b: Baselines) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_csv(b: Baselines, path: str | os.PathLike[str]) -> Path:
     """Write ``b.to_rows()`` as CSV (atomically); read back with ``Baselines.from_rows``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=ROW_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in b.to_rows())
-    _atomic_write(Path(path), buf.getvalue())
+    write_durable(Path(path), buf.getvalue(), unique=True)
     return Path(path)
 
 
@@ -302,7 +287,7 @@ def load_or_compute(
     values = ds.window(field, n_frames, start).values
     b = compute_baselines(values, holdout_every)
     try:
-        _atomic_write(path, json.dumps({"key": key, "rows": b.to_rows()}, indent=1))
+        write_durable(path, json.dumps({"key": key, "rows": b.to_rows()}, indent=1), unique=True)
         b.cache_path = path
     except OSError:
         b.cache_path = None  # a read-only cache directory only costs the recomputation

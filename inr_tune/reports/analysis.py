@@ -2,23 +2,33 @@
 
 Rendered from the journal (the source of truth) in journal order, so entries appear in
 the order things happened and an entry, once written, never changes: the file only
-grows. It is rewritten atomically after each event. Free text (hypotheses, observations,
+grows. It is rewritten atomically (``fileio.write_durable``) after each event. Free text (hypotheses, observations,
 errors, remarks, the review) is rendered as one line of plain text (``plain_text``), so
 it cannot forge an entry or a heading, nor put control characters in the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from inr_tune.journal import (
+    BatchAdded,
+    BlockEnd,
+    BlockStart,
+    Event,
+    NodeCompleted,
+    NodeNoted,
+    ProposerRemarks,
+    UserInput,
+    as_records,
+)
 from inr_tune.metrics import quality_class
 from inr_tune.search.proposers.text import one_line, plain_text
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
 
-__all__ = ["CONFIG_KEYS", "config_line", "render_analysis", "write_atomic"]
+__all__ = ["CONFIG_KEYS", "config_line", "render_analysis"]
 
 CONFIG_KEYS = (
     ("model", "inr_type"),
@@ -46,13 +56,6 @@ PARENT_RULES = {
     "robustness-test": "re-run a good config with a new seed",
     "stochastic-field": "seed spread > 0.1: try stabilising the training",
 }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _num(value: Any, digits: int = 5) -> str:
@@ -179,14 +182,19 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
 
 
 def render_analysis(
-    events: list[dict[str, Any]], tree: Tree, classes: Mapping[str, float], title: str
+    events: Iterable[Event | Mapping[str, Any]],
+    tree: Tree,
+    classes: Mapping[str, float],
+    title: str,
 ) -> str:
-    """The whole analysis.md from the journal events and the (final) tree."""
+    """The whole analysis.md from the journal events (records, or lines as read) and the
+    (final) tree."""
+    records = as_records(events)
     out = [f"# Analysis log: {title}", ""]
     next_parent: dict[int, Any] = {}
-    for e in events:
-        if e["event"] == "node_noted" and "next_parent" in e:
-            next_parent[e["node_id"]] = e["next_parent"]
+    for e in records:
+        if isinstance(e, NodeNoted) and e.next_parent is not None:
+            next_parent[e.node_id] = e.next_parent
     # A finished trial's entry is written once its notes are final: at the next batch or
     # at the block's end (the proposer comments on a batch when it plans the next one).
     waiting: list[int] = []
@@ -200,54 +208,53 @@ def render_analysis(
             out.extend([*_entry(tree, node_id, classes, chosen), ""])
         waiting.clear()
 
-    for e in events:
-        kind = e["event"]
-        if kind in ("batch_added", "block_end"):
+    for e in records:
+        if isinstance(e, (BatchAdded, BlockEnd)):
             flush()
-        if kind == "block_start":
+        if isinstance(e, BlockStart):
             out += [
-                f"# Block {e['block']}: {e['field']} @ {e['n_frames']} frames",
+                f"# Block {e.block}: {e.field} @ {e.n_frames} frames",
                 "",
-                f"Root config: {config_line(e.get('root_config', {}))}",
-                f"ucb_c: {e.get('ucb_c')}",
+                f"Root config: {config_line(e.root_config)}",
+                f"ucb_c: {e.ucb_c}",
                 "",
             ]
-        elif kind == "node_completed" and e["node_id"] in tree:
-            waiting.append(e["node_id"])
-        elif kind == "user_input":
-            quoted = [f"> {one_line(line)}" for line in str(e["text"]).splitlines()]
+        elif isinstance(e, NodeCompleted) and e.node_id in tree:
+            waiting.append(e.node_id)
+        elif isinstance(e, UserInput):
+            quoted = [f"> {one_line(line)}" for line in str(e.text).splitlines()]
             out += ["## User input", "", *quoted, ""]
-            if e.get("pins"):
+            if e.pins:
                 out.append(
                     "Acknowledged: pinned "
-                    + ", ".join(f"{k}={fmt_value(v)}" for k, v in e["pins"].items())
+                    + ", ".join(f"{k}={fmt_value(v)}" for k, v in e.pins.items())
                     + " for all later proposals."
                 )
             else:
                 out.append("Acknowledged: passed to the proposer before the next batch.")
-            for problem in e.get("problems", []):
+            for problem in e.problems:
                 out.append(f"Not applied: {plain_text(problem)}")
             out.append("")
-        elif kind == "proposer_remarks" and e.get("remarks"):
-            out += [f"Proposer: {plain_text(r)}" for r in e["remarks"]] + [""]
-        elif kind == "block_end":
+        elif isinstance(e, ProposerRemarks) and e.remarks:
+            out += [f"Proposer: {plain_text(r)}" for r in e.remarks] + [""]
+        elif isinstance(e, BlockEnd):
             out += [
-                f"## Block {e['block']} summary ({e['field']} @ {e['n_frames']} frames)",
+                f"## Block {e.block} summary ({e.field} @ {e.n_frames} frames)",
                 "",
-                f"Best node: {e.get('best')}",
+                f"Best node: {e.best}",
                 "",
-                plain_text(e.get("summary")),
+                plain_text(e.summary),
                 "",
             ]
-            if e.get("principles"):
-                out += ["Principles:", *[f"- {plain_text(p)}" for p in e["principles"]], ""]
-            if e.get("open_questions"):
-                out += ["Open questions:", *[f"- {plain_text(q)}" for q in e["open_questions"]], ""]
-            out.append(f"Next ucb_c: {e.get('next_ucb_c')}")
-            if e.get("new_rules"):
+            if e.principles:
+                out += ["Principles:", *[f"- {plain_text(p)}" for p in e.principles], ""]
+            if e.open_questions:
+                out += ["Open questions:", *[f"- {plain_text(q)}" for q in e.open_questions], ""]
+            out.append(f"Next ucb_c: {e.next_ucb_c}")
+            if e.new_rules:
                 out += [
                     "Rules added for this run:",
-                    *[f"- {plain_text(r)}" for r in e["new_rules"]],
+                    *[f"- {plain_text(r)}" for r in e.new_rules],
                 ]
             out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -22,7 +22,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from inr_tune.reports.journal import read_events
+from inr_tune.journal import (
+    BatchAdded,
+    BlockEnd,
+    Event,
+    NodeCompleted,
+    RunEnd,
+    as_records,
+    read_records,
+)
+from inr_tune.search.tree import Tree
 
 __all__ = ["VOLATILE_METRICS", "compare_runs", "completion_groups", "inventory", "tree_signature"]
 
@@ -41,26 +50,24 @@ VOLATILE_METRICS = frozenset(
 )
 
 
-def tree_signature(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def tree_signature(events: list[Event] | list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every node of the journal's tree as a dict, volatile metrics left out."""
-    from inr_tune.search.session import replay_tree
-
     out = []
-    for node in replay_tree(events).nodes:
+    for node in Tree.replay(events).nodes:
         d = node.to_dict()
         d["metrics"] = {k: v for k, v in d["metrics"].items() if k not in VOLATILE_METRICS}
         out.append(d)
     return out
 
 
-def completion_groups(events: list[dict[str, Any]]) -> list[list[int]]:
+def completion_groups(events: list[Event] | list[dict[str, Any]]) -> list[list[int]]:
     """Node ids in the order they finished, one list per stretch between proposals (the
     entries analysis.md writes together)."""
     groups: list[list[int]] = [[]]
-    for e in events:
-        if e["event"] == "node_completed":
-            groups[-1].append(e["node_id"])
-        elif e["event"] in ("batch_added", "block_end") and groups[-1]:
+    for e in as_records(events):
+        if isinstance(e, NodeCompleted):
+            groups[-1].append(e.node_id)
+        elif isinstance(e, (BatchAdded, BlockEnd)) and groups[-1]:
             groups.append([])
     return [g for g in groups if g]
 
@@ -137,8 +144,8 @@ def inventory(run: Path) -> dict[str, Any]:
 def compare_runs(reference: Path, other: Path) -> tuple[list[str], list[str]]:
     """(differences, notes) of ``other`` against ``reference``: an empty list of
     differences means the same run, timings aside; notes say what was compared loosely."""
-    ref_events = read_events(reference / "journal.jsonl")
-    events = read_events(other / "journal.jsonl")
+    ref_events = read_records(reference / "journal.jsonl")
+    events = read_records(other / "journal.jsonl")
     diffs: list[str] = []
     notes: list[str] = []
 
@@ -150,16 +157,12 @@ def compare_runs(reference: Path, other: Path) -> tuple[list[str], list[str]]:
         if keys:
             diffs.append(f"tree: node {x['id']} differs in {', '.join(keys)}")
 
-    def reviews(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [
-            {k: v for k, v in e.items() if k not in ("seq", "time")}
-            for e in evs
-            if e["event"] == "block_end"
-        ]
+    def reviews(evs: list[Event]) -> list[BlockEnd]:
+        return [e for e in evs if isinstance(e, BlockEnd)]  # seq and time not compared
 
     if reviews(ref_events) != reviews(events):
         diffs.append("block reviews (block_end) differ")
-    ends = sum(e["event"] == "run_end" for e in events)
+    ends = sum(isinstance(e, RunEnd) for e in events)
     if ends != 1:
         diffs.append(f"journal: {ends} run_end lines")
     for name in ("options.json",):

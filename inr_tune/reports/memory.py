@@ -9,9 +9,10 @@ one line of plain text (``plain_text``), so it cannot forge a heading or a table
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from inr_tune.journal import BlockEnd, BlockStart, Event, as_records
 from inr_tune.metrics import quality_class
 from inr_tune.reports.ranks import format_ranks
 from inr_tune.search.proposers.text import plain_text
@@ -34,19 +35,19 @@ def _signed(value: Any) -> str:
     return f"{value:+.2f}" if isinstance(value, (int, float)) else "-"
 
 
-def _ranks_cell(start: Mapping[str, Any] | None) -> str:
+def _ranks_cell(start: BlockStart | None) -> str:
     """``3/7 (5/12)``: the window's rank_90/rank_99, uncentred (centred); ``-`` if unknown."""
-    r = (start or {}).get("ranks")
+    r = start.ranks if start is not None else None
     if not format_ranks(r):
         return "-"
     return f"{r['rank_90']}/{r['rank_99']} ({r['centred_rank_90']}/{r['centred_rank_99']})"
 
 
-def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None) -> str:
-    best = tree.get(e.get("best"))
+def _best_row(tree: Tree, e: BlockEnd, start: BlockStart | None) -> str:
+    best = tree.get(e.best)
     ranks = _ranks_cell(start)
     if best is None:
-        return f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | - | failed | - | - | - | - | - | - | - | - | - |"
+        return f"| {e.block} | {e.field} | {e.n_frames} | {ranks} | - | failed | - | - | - | - | - | - | - | - | - |"
     m, cfg = best.metrics or {}, best.config
     model, train = cfg.get("model", {}), cfg.get("training", {})
     minutes = (m.get("training_time") or 0) / 60
@@ -55,9 +56,9 @@ def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None)
     if runs.n and isinstance(m.get("baseline_r2"), (int, float)):
         gap = runs.mean - decades(m["baseline_r2"])
     r2 = runs.r2_text(short=True) if runs.n else "-"
-    key = plain_text(e.get("summary")).split(". ")[0][:80].replace("|", "/")
+    key = plain_text(e.summary).split(". ")[0][:80].replace("|", "/")
     return (
-        f"| {e['block']} | {e['field']} | {e['n_frames']} | {ranks} | {model.get('inr_type')} | {r2} | "
+        f"| {e.block} | {e.field} | {e.n_frames} | {ranks} | {model.get('inr_type')} | {r2} | "
         f"{_ratio(m.get('compression_ratio'))} | {_signed(gap)} | "
         f"{best.id} | {model.get('hidden_dim')}×{model.get('n_layers')} | {fmt_value(model.get('omega'))} | "
         f"{fmt_value(train.get('lr'))} | {train.get('total_steps')} | {minutes:.1f} | {key} |"
@@ -65,19 +66,25 @@ def _best_row(tree: Tree, e: Mapping[str, Any], start: Mapping[str, Any] | None)
 
 
 def render_memory(
-    events: list[dict[str, Any]], tree: Tree, classes: Mapping[str, float], title: str
+    events: Iterable[Event | Mapping[str, Any]],
+    tree: Tree,
+    classes: Mapping[str, float],
+    title: str,
 ) -> str:
-    ends = [e for e in events if e["event"] == "block_end"]
-    starts = [e for e in events if e["event"] == "block_start"]
+    """The whole memory.md from the journal events (records, or lines as read) and the
+    tree."""
+    records = as_records(events)
+    ends = [e for e in records if isinstance(e, BlockEnd)]
+    starts = [e for e in records if isinstance(e, BlockStart)]
     principles: list[str] = []
     questions: list[str] = []
     rules: list[str] = []
     for e in ends:
-        for p in map(plain_text, e.get("principles") or []):
+        for p in map(plain_text, e.principles or []):
             if p not in principles:
                 principles.append(p)
-        questions = [plain_text(q) for q in e.get("open_questions") or []]
-        for r in map(plain_text, e.get("new_rules") or []):
+        questions = [plain_text(q) for q in e.open_questions or []]
+        for r in map(plain_text, e.new_rules or []):
             if r not in rules:
                 rules.append(r)
     lines = [
@@ -88,8 +95,8 @@ def render_memory(
         "| Block | Field | Frames | Rank 90/99 (centred) | Variant | Best config: held-out R² mean ± SD | Ratio | Nines vs baseline | Node | Width×layers | ω | lr | Steps | Minutes | Key finding |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    start_of = {e["block"]: e for e in starts}
-    lines += [_best_row(tree, e, start_of.get(e["block"])) for e in ends] or [
+    start_of = {e.block: e for e in starts}
+    lines += [_best_row(tree, e, start_of.get(e.block)) for e in ends] or [
         "| - | - | - | - | - | - | - | - | - | - | - | - | - | - | no block finished yet |"
     ]
     lines += (
@@ -101,21 +108,17 @@ def render_memory(
     lines += [f"- {r}" for r in rules] + ["", "## Previous block summary", ""]
     if ends:
         e = ends[-1]
-        lines.append(
-            f"Block {e['block']} ({e['field']} @ {e['n_frames']}): {plain_text(e.get('summary'))}"
-        )
-    current = (
-        starts[-1] if starts and (not ends or starts[-1]["block"] != ends[-1]["block"]) else None
-    )
+        lines.append(f"Block {e.block} ({e.field} @ {e.n_frames}): {plain_text(e.summary)}")
+    current = starts[-1] if starts and (not ends or starts[-1].block != ends[-1].block) else None
     lines += [""]
     if current is not None:
-        b = current["block"]
+        b = current.block
         lines += [
-            f"## Current block (Block {b}: {current['field']} @ {current['n_frames']} frames)",
+            f"## Current block (Block {b}: {current.field} @ {current.n_frames} frames)",
             "",
         ]
-        if format_ranks(current.get("ranks")):
-            lines += [f"Window {format_ranks(current['ranks'])} of the [T, N·C] matrix", ""]
+        if format_ranks(current.ranks):
+            lines += [f"Window {format_ranks(current.ranks)} of the [T, N·C] matrix", ""]
         lines += [
             "### Iterations this block",
             "",

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import math
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from inr_tune.fileio import write_durable
 from inr_tune.search.seeds import best_config
 from inr_tune.search.tree import Node, Tree, pareto_front
 
@@ -197,7 +199,6 @@ def pareto_figure(nodes: Iterable[Node], baselines: Any, title: str = "") -> Any
 def write_baselines_csv(windows: list[tuple[str, int, Any]], path: Any) -> None:
     """``baselines.csv`` of a run: every window's baseline points, with field and frames."""
     import csv
-    import io
 
     rows = []
     for field, n_frames, baselines in windows:
@@ -209,10 +210,7 @@ def write_baselines_csv(windows: list[tuple[str, int, Any]], path: Any) -> None:
     writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(buf.getvalue())
-    tmp.replace(p)
+    write_durable(Path(path), buf.getvalue())
 
 
 def block_baselines(
@@ -264,9 +262,9 @@ def report_fidelity(
         print(format_front(nodes, baselines, label))
         print(sentence)
     fig = pareto_figure(nodes, baselines, title=f"{run_dir.name}: {title}")
-    tmp = run_dir / ".pareto.png.tmp.png"
-    fig.savefig(tmp, dpi=90)
-    tmp.replace(run_dir / "pareto.png")
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=90)
+    write_durable(run_dir / "pareto.png", png.getvalue())
     if not tb:  # trials live in an object store: nothing else goes under trials/ here
         return sentence
     key = "".join(c if c.isalnum() else "_" for c in title)

@@ -23,6 +23,7 @@ from typing import Any
 
 from inr_tune.errors import DataError
 from inr_tune.fileio import write_durable
+from inr_tune.journal import BlockStart, RunEnd, read_records
 
 __all__ = [
     "OPTIONS",
@@ -90,9 +91,7 @@ def read_options(run_dir: Path) -> dict[str, Any]:
 
 def finished_run(run_dir: Path) -> bool:
     """True when the run's journal has its ``run_end`` line."""
-    from inr_tune.reports.journal import read_events
-
-    return any(e["event"] == "run_end" for e in read_events(run_dir / "journal.jsonl"))
+    return any(isinstance(e, RunEnd) for e in read_records(run_dir / "journal.jsonl"))
 
 
 def remove_temp_files(run_dir: Path) -> list[Path]:
@@ -137,7 +136,7 @@ def rebuild_configs(run_dir: Path, tree: Any) -> list[int]:
 def restore_block_reports(
     run_dir: Path,
     index: int,
-    started: dict[str, Any],
+    started: BlockStart | dict[str, Any],
     spec: Any,
     ds: Any,
     dataset: str,
@@ -152,7 +151,8 @@ def restore_block_reports(
     from inr_tune.reports.pareto import block_baselines, report_fidelity
     from inr_tune.search.budget import block_budget
 
-    root = config_from_dict(started["root_config"])
+    started = started if isinstance(started, BlockStart) else BlockStart.from_dict(started)
+    root = config_from_dict(started.root_config)
     baselines = block_baselines(dataset, root, run_dir, windows, quiet=True)
     return report_fidelity(
         run_dir,
@@ -176,25 +176,25 @@ class Reports:
     def write(self, ctx: Any, block: int | None, ucb_c: float, tree_png: bool = False) -> None:
         """Rewrite the reports; ``block`` None (the run's end) keeps the UCB scores of the
         last block started, so ucb_scores.txt is empty only at a block's start."""
-        from inr_tune.reports.analysis import render_analysis, write_atomic
+        from inr_tune.reports.analysis import render_analysis
         from inr_tune.reports.memory import render_memory
         from inr_tune.search.tree import format_ucb_scores
 
-        events = ctx.journal.events
+        records = ctx.journal.records
         classes = ctx.experiment.classes
-        write_atomic(
-            self.run_dir / "analysis.md", render_analysis(events, ctx.tree, classes, self.title)
+        write_durable(
+            self.run_dir / "analysis.md", render_analysis(records, ctx.tree, classes, self.title)
         )
-        write_atomic(
-            self.run_dir / "memory.md", render_memory(events, ctx.tree, classes, self.title)
+        write_durable(
+            self.run_dir / "memory.md", render_memory(records, ctx.tree, classes, self.title)
         )
-        last = ctx.journal.last("block_start")
+        last = ctx.journal.latest(BlockStart)
         if block is None and last is not None:  # the run ended: keep its last block's scores
-            block, ucb_c = last["block"], last["ucb_c"]
+            block, ucb_c = last.block, last.ucb_c
         scores = ctx.tree.ucb_scores(block, ucb_c, ctx.reward) if block is not None else []
-        write_atomic(self.run_dir / "ucb_scores.txt", format_ucb_scores(scores))
+        write_durable(self.run_dir / "ucb_scores.txt", format_ucb_scores(scores))
         if ctx.rules:
-            write_atomic(
+            write_durable(
                 self.run_dir / "rules.md",
                 "# Rules added by this run\n\n" + "".join(f"- {r}\n" for r in ctx.rules),
             )

@@ -6,12 +6,10 @@ links can never form a cycle; a node's config is stored as a plain dict and neve
 Failed and diverged nodes stay in the tree with reward 0.
 
 The block runner keeps the tree in step with the journal (the source of truth) through
-three events, which ``Tree.replay`` reads back (other events are ignored)::
-
-    {"event": "node_added", "node": Node.to_dict()}            # status "pending"
-    {"event": "node_completed", "node_id": 7, "status": "ok", "metrics": {...}, "error": null}
-    {"event": "node_noted", "node_id": 7, "observation": "...", "visual": null}
-    {"event": "node_noted", "node_id": 7, "verdict": "supported", "basis": "Δ +0.412 nines …"}
+four events (``inr_tune.journal`` records), which ``Tree.replay`` reads back (other events
+are ignored): ``BatchAdded`` (pending nodes, ``Node.to_dict()`` each; ``NodeAdded`` for
+one), ``NodeCompleted`` (status, metrics, error) and ``NodeNoted`` (observation and
+visual, or verdict and basis).
 """
 
 from __future__ import annotations
@@ -21,6 +19,9 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
+
+from inr_tune.fileio import jsonable
+from inr_tune.journal import BatchAdded, Event, NodeAdded, NodeCompleted, NodeNoted, as_record
 
 __all__ = [
     "EVENT_ADDED",
@@ -51,7 +52,7 @@ EXPECTS = ("improve", "worsen", "same", None)
 REWARDS = ("r2", "nines", "pareto")
 NINES_CAP = 6.0  # nines reward saturates at R² = 1 − 1e-6
 
-EVENT_ADDED, EVENT_COMPLETED, EVENT_NOTED = "node_added", "node_completed", "node_noted"
+EVENT_ADDED, EVENT_COMPLETED, EVENT_NOTED = NodeAdded.name, NodeCompleted.name, NodeNoted.name
 
 
 def _finite(x: Any) -> float | None:
@@ -80,18 +81,6 @@ def reward_of(r2: float | None, kind: str = "nines") -> float:
     if value >= 1.0:
         return 1.0
     return min(-math.log10(1.0 - value), NINES_CAP) / NINES_CAP
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return _jsonable(value.item())
-    return value
 
 
 @dataclass(slots=True)
@@ -151,7 +140,7 @@ class Node:
         return next(iter(self.mutation), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}
+        return {f.name: jsonable(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Node:
@@ -245,7 +234,7 @@ class Tree:
         if not node.pending:
             raise ValueError(f"node {node_id} is already {node.status}")
         node.status = status
-        node.metrics = _jsonable(dict(metrics or {}))
+        node.metrics = jsonable(dict(metrics or {}))
         node.error = error
         return node
 
@@ -401,26 +390,31 @@ class Tree:
         """A deep copy (proposers add scratch pending nodes to one)."""
         return Tree.from_dict(self.to_dict())
 
-    def apply_event(self, event: Mapping[str, Any]) -> None:
-        """Apply one journal event (``node_added``, ``node_completed``, ``node_noted``)."""
-        kind = event.get("event")
-        if kind == EVENT_ADDED:
-            self.insert(Node.from_dict(event["node"]))
-        elif kind == EVENT_COMPLETED:
-            self.complete(
-                int(event["node_id"]), event["status"], event.get("metrics"), event.get("error")
+    def apply_event(self, event: Event | Mapping[str, Any]) -> Node | None:
+        """Apply one journal event (a record, or a line as read): ``BatchAdded`` and
+        ``NodeAdded`` insert pending nodes, ``NodeCompleted`` and ``NodeNoted`` update
+        one; others are ignored. Returns the node added, completed or noted (the last
+        one of a batch)."""
+        record = as_record(event)
+        if isinstance(record, BatchAdded):
+            added = [self.insert(Node.from_dict(raw)) for raw in record.nodes]
+            return added[-1] if added else None
+        if isinstance(record, NodeAdded):
+            return self.insert(Node.from_dict(record.node))
+        if isinstance(record, NodeCompleted):
+            return self.complete(int(record.node_id), record.status, record.metrics, record.error)
+        if isinstance(record, NodeNoted):
+            return self.note(
+                int(record.node_id),
+                record.observation,
+                record.visual,
+                record.verdict,
+                record.basis,
             )
-        elif kind == EVENT_NOTED:
-            self.note(
-                int(event["node_id"]),
-                event.get("observation"),
-                event.get("visual"),
-                event.get("verdict"),
-                event.get("basis"),
-            )
+        return None
 
     @classmethod
-    def replay(cls, events: Iterable[Mapping[str, Any]]) -> Tree:
+    def replay(cls, events: Iterable[Event | Mapping[str, Any]]) -> Tree:
         """Rebuild a tree from journal events in order (unrelated events are skipped)."""
         tree = cls()
         for event in events:
