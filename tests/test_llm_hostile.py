@@ -2,10 +2,11 @@
 """LLMProposer and the reports against hostile answers (issue 12 §1).
 
 A 200 answer that is not a message (an HTML error page, a JSON array), a lone surrogate in
-the tool input, model text built to forge analysis.md entries or to drive a terminal, an
-API key echoed back, a server that drips a valid answer one byte at a time, and surplus
-proposals in the correction turn. The real ``anthropic`` client talks to
-``tests.messages_server``; the reports are rendered from the journal.
+the tool input, an API key echoed back, a server that drips a valid answer one byte at a
+time, and surplus proposals in the correction turn: the real ``anthropic`` client talks to
+``tests.messages_server``. Model text built to forge analysis.md entries or to drive a
+terminal, and errors no check foresaw: through the seam (``tests.llm_fixtures.FakeClient``).
+The reports are rendered from the journal.
 """
 
 from __future__ import annotations
@@ -25,13 +26,23 @@ from inr_tune.config import load_config
 from inr_tune.reports.analysis import render_analysis
 from inr_tune.reports.journal import Journal, read_events
 from inr_tune.reports.memory import render_memory
-from inr_tune.search.proposers import LLMProposer, Proposer, RuleProposer
-from inr_tune.search.proposers.llm import BATCH_TOOL, REVIEW_TOOL
+from inr_tune.search.proposers import LLMProposer, Proposer, RuleProposer, llm_parse
+from inr_tune.search.proposers.llm_tools import BATCH_TOOL, REVIEW_TOOL
 from inr_tune.search.session import replay_tree
 from inr_tune.search.tree import Node, Tree
 
 # the shared fixtures log and server are imported by name (pytest finds them so)
-from tests.llm_fixtures import MODEL, Recorder, log, proposers, server  # noqa: F401
+from tests.llm_fixtures import (  # noqa: F401
+    MODEL,
+    FakeClient,
+    Recorder,
+    batch_call,
+    fakes,
+    log,
+    proposers,
+    review_call,
+    server,
+)
 from tests.messages_server import MessagesServer, Reply, rate_limited, tool_use
 from tests.proposer_contract import MPM_CLASSES, grow, make_state
 
@@ -49,6 +60,11 @@ def make(
     server: MessagesServer, tmp_path: Path, log: Recorder
 ) -> Iterator[Callable[..., LLMProposer]]:
     yield from proposers(KEY, server, tmp_path / "run", log)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, log: Recorder) -> Callable[..., tuple[LLMProposer, FakeClient]]:
+    return fakes(KEY, tmp_path / "run", log)
 
 
 def item(parent: int | None, param: str | None, value: Any, **kw: Any) -> dict[str, Any]:
@@ -168,18 +184,23 @@ def test_a_lone_surrogate_in_the_tool_input_falls_back(
 
 
 def test_model_text_becomes_one_line_of_plain_text(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]],
 ) -> None:
     state = make_state(two_node_tree(), finished=[1, 2], user_input="Focus on omega.")
     obs = [
         {"node_id": 1, "observation": "# heading\nsecond", "visual": "> quote\r\n- item"},
         {"node_id": 2, "observation": HOSTILE, "visual": "1. first\n2. second"},
     ]
-    server.push(
-        answer([item(2, "lr", 5e-5, hypothesis=HOSTILE)], obs, ack=f"ok\n{FORGED}"),
-        review(HOSTILE, rules=["| a | b |", "```sh", "=== big"]),
+    proposer, _ = fake(
+        batch_call([item(2, "lr", 5e-5, hypothesis=HOSTILE)], obs, ack=f"ok\n{FORGED}"),
+        review_call(
+            summary=HOSTILE,
+            principles=[HOSTILE],
+            open_questions=[HOSTILE],
+            next_ucb_c=1.0,
+            new_rules=["| a | b |", "```sh", "=== big"],
+        ),
     )
-    proposer = make()
     batch = proposer.propose(state, 1)
     (p,) = batch.proposals
     assert p.hypothesis == HOSTILE_PLAIN
@@ -379,8 +400,7 @@ def test_extra_proposals_in_the_retry_turn_are_recorded(
 
 
 def test_an_unforeseen_error_falls_back_with_its_reason(
-    make: Callable[..., LLMProposer],
-    server: MessagesServer,
+    fake: Callable[..., tuple[LLMProposer, FakeClient]],
     log: Recorder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -388,12 +408,15 @@ def test_an_unforeseen_error_falls_back_with_its_reason(
         raise RuntimeError("no check foresaw this")
 
     state = make_state(two_node_tree(), finished=[1, 2])
-    server.push(answer([item(2, "lr", 5e-5)]))
-    proposer = make()
-    monkeypatch.setattr(proposer, "_notes", broken)
+    proposer, _ = fake(
+        batch_call([item(2, "lr", 5e-5)]),
+        review_call(summary="s", principles=[], open_questions=[], next_ucb_c=1.0, new_rules=[]),
+    )
+    monkeypatch.setattr(llm_parse, "read_notes", broken)
+    monkeypatch.setattr(llm_parse, "read_review", broken)
     assert proposer.propose(state, 2) == RuleProposer(seed=0).propose(state, 2)
-    (fallback,) = log.of("llm_fallback")
-    assert fallback == {
-        "slots": 2,
-        "reason": "proposer error: RuntimeError: no check foresaw this",
-    }
+    assert proposer.review_block(state) == RuleProposer(seed=0).review_block(state)
+    assert log.of("llm_fallback") == [
+        {"slots": 2, "reason": "proposer error: RuntimeError: no check foresaw this"},
+        {"slots": 0, "reason": "review proposer error: RuntimeError: no check foresaw this"},
+    ]

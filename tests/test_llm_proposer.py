@@ -1,14 +1,18 @@
 # ruff: noqa: F811  (test arguments named after the imported fixtures)
-"""LLMProposer against a fake Messages API: prompts, parsing, retry, fallback, secrets.
+"""LLMProposer: prompts, parsing, retry, fallback, call records, secrets.
 
-The real ``anthropic`` client is pointed (``base_url``) at ``tests.messages_server``, which
-answers from a script: good tool calls, invalid proposals, malformed JSON, text-only
-answers, 429, 529 and a hang.
+The logic (what is made of an answer, the retry turn, the fallback, notes, the review) is
+tested through the seam: ``tests.llm_fixtures.FakeClient`` answers each
+``call(system, messages, tool)`` with a scripted ``ToolCall`` or ``CallError``. The SDK
+path (request on the wire, prompt caching, error mapping, 429, 529, a hang, malformed
+JSON, text-only answers, the key in headers and never in files) is tested with the real
+``anthropic`` client pointed (``base_url``) at ``tests.messages_server``.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 import time
@@ -31,20 +35,24 @@ from inr_tune.search.proposers import (
     SearchState,
     check_proposal,
 )
-from inr_tune.search.proposers.llm import (
-    BATCH_TOOL,
-    PNG_MAGIC,
-    REVIEW_TOOL,
-    batch_tool,
-    render_batch,
-    render_system,
-    review_tool,
-)
+from inr_tune.search.proposers.llm_client import CallError, ToolCall
+from inr_tune.search.proposers.llm_prompts import PNG_MAGIC, render_batch, render_system
+from inr_tune.search.proposers.llm_tools import BATCH_TOOL, REVIEW_TOOL, batch_tool, review_tool
 from inr_tune.search.space import fmt_value
 from inr_tune.search.tree import Tree
 
 # the shared fixtures log and server are imported by name (pytest finds them so)
-from tests.llm_fixtures import MODEL, Recorder, log, proposers, server  # noqa: F401
+from tests.llm_fixtures import (  # noqa: F401
+    MODEL,
+    FakeClient,
+    Recorder,
+    batch_call,
+    fakes,
+    log,
+    proposers,
+    review_call,
+    server,
+)
 from tests.messages_server import (
     MessagesServer,
     Reply,
@@ -68,6 +76,11 @@ def make(
     server: MessagesServer, tmp_path: Path, log: Recorder
 ) -> Iterator[Callable[..., LLMProposer]]:
     yield from proposers(KEY, server, tmp_path / "run", log)
+
+
+@pytest.fixture
+def fake(tmp_path: Path, log: Recorder) -> Callable[..., tuple[LLMProposer, FakeClient]]:
+    return fakes(KEY, tmp_path / "run", log)
 
 
 def item(
@@ -111,8 +124,8 @@ def two_node_tree() -> Tree:
     return tree
 
 
-def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
-    last = body["messages"][-1]
+def tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    last = messages[-1]
     return [b for b in last["content"] if isinstance(b, dict) and b["type"] == "tool_result"]
 
 
@@ -246,7 +259,7 @@ def test_batch_prompt_at_block_start() -> None:
 
 
 def test_good_answer_is_taken_as_given(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder, tmp_path: Path
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder, tmp_path: Path
 ) -> None:
     state = make_state(two_node_tree(), finished=[1, 2], user_input="Please try lower lr.")
     raw = [
@@ -259,8 +272,8 @@ def test_good_answer_is_taken_as_given(
         {"node_id": 1, "observation": "baseline at 0.99", "visual": "smooth field"},
         {"node_id": 2, "observation": "ω=12 gained 0.3 nines", "visual": ""},
     ]
-    server.push(answer(raw, obs, "Will lower lr first."))
-    batch = make().propose(state, 4)
+    proposer, client = fake(batch_call(raw, obs, "Will lower lr first."))
+    batch = proposer.propose(state, 4)
     assert batch.proposals == [as_proposal(r) for r in raw]
     assert batch.notes == [
         NodeNote(1, "baseline at 0.99", "smooth field"),
@@ -269,37 +282,31 @@ def test_good_answer_is_taken_as_given(
     assert batch.remarks == ["acknowledgement: Will lower lr first."]
     check_batch(state, batch, 4)
 
-    (body,) = server.requests
-    assert body["model"] == MODEL
-    assert body["tool_choice"] == {"type": "tool", "name": BATCH_TOOL}
-    assert [t["name"] for t in body["tools"]] == [BATCH_TOOL]
-    assert body["tools"][0]["strict"] is True
-    assert body["system"] == [  # cached by the API: the same text on every call
-        {"type": "text", "text": render_system(state), "cache_control": {"type": "ephemeral"}}
+    (asked,) = client.asked
+    assert asked.system == render_system(state)
+    assert asked.tool == batch_tool(state.space)
+    assert asked.messages == [
+        {"role": "user", "content": [{"type": "text", "text": render_batch(state, 4, [])}]}
     ]
-    assert body["messages"][0]["content"][0]["text"] == render_batch(state, 4, [])
-
     (call,) = log.of("llm_call")
     assert call["outcome"] == "ok" and call["attempt"] == 1 and call["purpose"] == "propose"
-    assert call["model"] == MODEL and call["latency_s"] >= 0
-    assert call["input_tokens"] > 0 and call["output_tokens"] > 0
+    assert call["model"] == MODEL and call["error"] is None
     assert call["response_file"] == "llm/call_001.json"
     saved = json.loads((tmp_path / "run" / "llm" / "call_001.json").read_text())
-    assert saved["outcome"] == "ok"
-    assert saved["response"]["content"][0]["input"]["proposals"][0]["value"] == 5e-5
+    assert saved["outcome"] == "ok" and saved["request"]["system"] == render_system(state)
     assert not log.of("llm_fallback")
 
 
 def test_block_start_baseline_with_null_param(
-    make: Callable[..., LLMProposer], server: MessagesServer
+    fake: Callable[..., tuple[LLMProposer, FakeClient]],
 ) -> None:
     state = make_state(Tree())
     raw = [
         item(None, None, None, "baseline", "the root config as given", "same"),
         item(None, "omega", 12.0, "explore", "higher ω resolves detail"),
     ]
-    server.push(answer(raw))
-    batch = make().propose(state, 2)
+    proposer, _ = fake(batch_call(raw))
+    batch = proposer.propose(state, 2)
     assert batch.proposals[0] == Proposal(None, {}, "baseline", "the root config as given", None)
     assert batch.proposals[1] == as_proposal(raw[1])
     assert batch.notes == []
@@ -307,7 +314,7 @@ def test_block_start_baseline_with_null_param(
 
 
 def test_field_panels_are_attached_as_images(
-    make: Callable[..., LLMProposer], server: MessagesServer, tmp_path: Path
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], tmp_path: Path
 ) -> None:
     tree = Tree()
     base = grow(tree, None, {}, 0.99)
@@ -323,9 +330,9 @@ def test_field_panels_are_attached_as_images(
     tree[1].metrics["field_png"] = str(tmp_path / "missing.png")
     (tmp_path / "field_2.png").write_bytes(b"GIF89a not a png")
     state = make_state(tree, finished=[n.id for n in tree.nodes])
-    server.push(answer([]))
-    make().propose(state, 0)
-    content = server.requests[0]["messages"][0]["content"]
+    proposer, client = fake(batch_call([]))
+    proposer.propose(state, 0)
+    content = client.asked[0].messages[0]["content"]
     images = [b for b in content if b["type"] == "image"]
     assert len(images) == 4
     assert [b["text"] for b in content if b["type"] == "text"][1:] == [
@@ -377,7 +384,7 @@ def _expected_error(state: SearchState, raw: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_proposal_is_retried_then_replaced(
-    case: str, make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    case: str, fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
 ) -> None:
     bad, fragment = BAD[case]
     state = _pinned_state() if case == "pinned" else make_state(two_node_tree(), finished=[1, 2])
@@ -386,19 +393,20 @@ def test_bad_proposal_is_retried_then_replaced(
     good = item(2, "lr", 5e-5)
     expected = _expected_error(state, bad)
     assert fragment in expected
-    server.push(answer([good, bad]), answer([bad]))
-    batch = make().propose(state, 2)
+    first = batch_call([good, bad])
+    proposer, client = fake(first, batch_call([bad]))
+    batch = proposer.propose(state, 2)
 
-    assert len(server.requests) == 2, "one retry"
-    retry = server.requests[1]
-    first_id = retry["messages"][1]["content"][0]["id"]
-    assert retry["messages"][1]["role"] == "assistant"
-    assert retry["messages"][1]["content"][0]["type"] == "tool_use"
-    (result,) = tool_results(retry)
-    assert result["tool_use_id"] == first_id and result["is_error"] is True
+    assert len(client.asked) == 2, "one retry"
+    retry = client.asked[1]
+    assert retry.system == client.asked[0].system
+    assert retry.messages[:1] == client.asked[0].messages
+    assert retry.messages[1] == first.turn()
+    (result,) = tool_results(retry.messages)
+    assert result["tool_use_id"] == first.id and result["is_error"] is True
     assert expected in result["content"], "the error is quoted verbatim"
     assert "exactly 1 new proposal(s)" in result["content"]
-    assert retry["tool_choice"] == {"type": "tool", "name": BATCH_TOOL}
+    assert retry.tool["name"] == BATCH_TOOL
 
     assert batch.proposals[0] == as_proposal(good)
     assert len(batch.proposals) == 2
@@ -411,61 +419,74 @@ def test_bad_proposal_is_retried_then_replaced(
 
 
 def test_retry_that_fixes_the_proposal(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
 ) -> None:
     state = make_state(two_node_tree(), finished=[1, 2])
     good, bad, fixed = item(2, "lr", 5e-5), item(2, "omega", 500.0), item(2, "omega", 18.0)
-    server.push(answer([good, bad]), answer([fixed]))
-    batch = make().propose(state, 2)
+    proposer, client = fake(batch_call([good, bad]), batch_call([fixed]))
+    batch = proposer.propose(state, 2)
     assert batch.proposals == [as_proposal(good), as_proposal(fixed)]
+    (result,) = tool_results(client.asked[1].messages)
+    assert "Accepted and now pending: parent 2, lr: 0.0001 -> 5e-5 (exploit)." in result["content"]
     assert [c["outcome"] for c in log.of("llm_call")] == ["invalid", "ok"]
     assert not log.of("llm_fallback")
 
 
-def test_duplicate_inside_one_batch(
-    make: Callable[..., LLMProposer], server: MessagesServer
-) -> None:
+def test_duplicate_inside_one_batch(fake: Callable[..., tuple[LLMProposer, FakeClient]]) -> None:
     state = make_state(two_node_tree(), finished=[1, 2])
     twice = item(2, "lr", 5e-5)
-    server.push(answer([twice, twice]), answer([item(2, "lr", 2.5e-5)]))
-    batch = make().propose(state, 2)
-    assert "already tried as node 3" in tool_results(server.requests[1])[0]["content"]
+    proposer, client = fake(batch_call([twice, twice]), batch_call([item(2, "lr", 2.5e-5)]))
+    batch = proposer.propose(state, 2)
+    assert "already tried as node 3" in tool_results(client.asked[1].messages)[0]["content"]
     assert batch.proposals == [as_proposal(twice), as_proposal(item(2, "lr", 2.5e-5))]
 
 
-def test_no_proposals_list_retries_every_slot(
-    make: Callable[..., LLMProposer], server: MessagesServer
+@pytest.mark.parametrize(
+    ("tool_input", "error"),
+    [
+        ({"observations": []}, "has no proposals list"),
+        (["not", "an", "object"], 'the submit_batch input must be an object, got ["not", "an"'),
+        ({"proposals": [7]}, "proposal 1: a proposal must be an object, got 7"),
+        ({"proposals": [{"parent": 2}]}, "proposal is missing param, value, strategy"),
+        ({"proposals": [item(2, 7, 1)]}, "param must be a parameter name or null, got 7"),
+    ],
+    ids=["no-list", "not-object", "not-a-proposal", "missing-keys", "param-not-string"],
+)
+def test_misshapen_input_retries_every_bad_slot(
+    tool_input: Any, error: str, fake: Callable[..., tuple[LLMProposer, FakeClient]]
 ) -> None:
     state = make_state(two_node_tree(), finished=[1, 2])
-    server.push(tool_use(BATCH_TOOL, {"observations": []}), answer([item(2, "lr", 5e-5)] * 1))
-    batch = make().propose(state, 1)
-    assert "has no proposals list" in tool_results(server.requests[1])[0]["content"]
+    proposer, client = fake(ToolCall(BATCH_TOOL, tool_input), batch_call([item(2, "lr", 5e-5)]))
+    batch = proposer.propose(state, 1)
+    assert error in tool_results(client.asked[1].messages)[0]["content"]
     assert batch.proposals == [as_proposal(item(2, "lr", 5e-5))]
 
 
 def test_too_few_and_too_many_proposals(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
 ) -> None:
     state = make_state(two_node_tree(), finished=[1, 2])
-    server.push(answer([item(2, "lr", 5e-5)]))
-    batch = make().propose(state, 3)
-    assert len(server.requests) == 1, "a short answer is filled, not retried"
+    proposer, client = fake(batch_call([item(2, "lr", 5e-5)]))
+    batch = proposer.propose(state, 3)
+    assert len(client.asked) == 1, "a short answer is filled, not retried"
     assert batch.proposals[0] == as_proposal(item(2, "lr", 5e-5)) and len(batch.proposals) == 3
     check_batch(state, batch, 3)
     assert log.of("llm_fallback")[0]["slots"] == 2
     assert "proposed 1 of 3" in log.of("llm_fallback")[0]["reason"]
 
-    server.push(answer([item(2, "lr", 5e-5), item(2, "lr", 2.5e-5), item(2, "lr", 1e-5)]))
-    batch = make().propose(state, 2)
+    proposer, _ = fake(
+        batch_call([item(2, "lr", 5e-5), item(2, "lr", 2.5e-5), item(2, "lr", 1e-5)])
+    )
+    batch = proposer.propose(state, 2)
     assert len(batch.proposals) == 2
-    assert any("the last 1 were ignored" in r for r in batch.remarks)
+    assert batch.remarks == ["the model proposed 3 trials for 2 slots; the last 1 were ignored"]
 
 
 # ----------------------------------------------------------------------------- notes
 
 
 def test_observations_only_for_finished_nodes(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
 ) -> None:
     tree = two_node_tree()
     grow(tree, 1, {"lr": 2e-4}, status="pending")
@@ -478,23 +499,30 @@ def test_observations_only_for_finished_nodes(
         {"node_id": 4, "observation": "not in this batch", "visual": ""},
         {"node_id": 99, "observation": "no such node", "visual": ""},
         {"node_id": "1", "observation": "string id", "visual": ""},
+        {"node_id": 1, "observation": "  ", "visual": ""},
     ]
-    server.push(answer([], obs))
-    batch = make().propose(state, 0)
+    proposer, _ = fake(batch_call([], obs))
+    batch = proposer.propose(state, 0)
     assert batch.proposals == []
     notes = {n.node_id: n for n in batch.notes}
     assert set(notes) == {1, 2}
     assert notes[2] == NodeNote(2, "ω=12 helped", "sharper edges")
     assert notes[1].observation.startswith("baseline R² 0.99000"), "computed when not given"
     (dropped,) = log.of("llm_notes_dropped")
-    assert len(dropped["reasons"]) == 5
+    assert dropped["reasons"] == [
+        "node 2: second observation ignored",
+        "node 3 is not a finished node of this batch",
+        "node 4 is not a finished node of this batch",
+        "node 99 is not a finished node of this batch",
+        'observation without a node id: {"node_id": "1", "observation": "string id", "visual": ""}',
+        "node 1: empty observation",
+    ]
 
 
-def test_nothing_to_do_makes_no_call(
-    make: Callable[..., LLMProposer], server: MessagesServer
-) -> None:
-    assert make().propose(make_state(two_node_tree()), 0) == ProposalBatch()
-    assert server.requests == []
+def test_nothing_to_do_makes_no_call(fake: Callable[..., tuple[LLMProposer, FakeClient]]) -> None:
+    proposer, client = fake()
+    assert proposer.propose(make_state(two_node_tree()), 0) == ProposalBatch()
+    assert client.asked == []
 
 
 # ----------------------------------------------------------------------------- failures
@@ -502,6 +530,101 @@ def test_nothing_to_do_makes_no_call(
 
 def _rule_batch(state: SearchState, n: int) -> ProposalBatch:
     return RuleProposer(seed=0).propose(state, n)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CallError("timeout", "no complete answer within 2 s"),
+        CallError("api_error", "APIStatusError: 529 overloaded"),
+        CallError("no_tool_use", "the answer did not call submit_batch (content: text)"),
+        CallError("malformed", "the answer is not a message object but str: <html>"),
+    ],
+    ids=lambda e: e.outcome,
+)
+def test_a_failed_call_gives_the_batch_to_the_fallback(
+    error: CallError,
+    fake: Callable[..., tuple[LLMProposer, FakeClient]],
+    log: Recorder,
+    tmp_path: Path,
+) -> None:
+    state = make_state(two_node_tree(), finished=[1, 2])
+    proposer, client = fake(error)
+    assert proposer.propose(state, 3) == _rule_batch(state, 3)
+    assert len(client.asked) == 1
+    (call,) = log.of("llm_call")
+    assert (call["outcome"], call["error"]) == (error.outcome, error.error)
+    (fallback,) = log.of("llm_fallback")
+    assert fallback == {"slots": 3, "reason": f"{error.outcome}: {error.error}"}
+    saved = json.loads((tmp_path / "run" / "llm" / "call_001.json").read_text())
+    assert saved["outcome"] == error.outcome and saved["error"] == error.error
+
+
+def test_retry_call_failing_keeps_the_good_slots(
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
+) -> None:
+    state = make_state(two_node_tree(), finished=[1, 2])
+    proposer, _ = fake(
+        batch_call([item(2, "lr", 5e-5), item(2, "omega", 500.0)]),
+        CallError("api_error", "APIStatusError: 529 overloaded"),
+    )
+    batch = proposer.propose(state, 2)
+    assert batch.proposals[0] == as_proposal(item(2, "lr", 5e-5)) and len(batch.proposals) == 2
+    check_batch(state, batch, 2)
+    assert [c["outcome"] for c in log.of("llm_call")] == ["invalid", "api_error"]
+    assert "retry failed (api_error" in log.of("llm_fallback")[0]["reason"]
+
+
+def test_the_fallback_fills_only_what_the_model_left(
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
+) -> None:
+    """The fallback sees the accepted proposals as pending nodes: no repeat of them."""
+    state = make_state(two_node_tree(), finished=[1, 2])
+    rule_first = _rule_batch(state, 1).proposals[0]
+    taken = {"parent": rule_first.parent, "strategy": rule_first.strategy}
+    taken["expect"] = rule_first.expect
+    ((param, value),) = rule_first.mutation.items()
+    proposer, _ = fake(batch_call([item(param=param, value=value, **taken)]))
+    batch = proposer.propose(state, 3)
+    assert batch.proposals[0] == dataclasses.replace(rule_first, hypothesis="a reason")
+    check_batch(state, batch, 3)
+    assert [f["slots"] for f in log.of("llm_fallback")] == [2]
+
+
+# ----------------------------------------------------------------------------- SDK path
+
+
+def test_request_and_record_on_the_wire(
+    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder, tmp_path: Path
+) -> None:
+    """The real client: the tool forced, the system prompt cached, tokens and the whole
+    answer kept; a retry turn the SDK accepts."""
+    state = make_state(two_node_tree(), finished=[1, 2])
+    raw = [item(2, "lr", 5e-5), item(2, "omega", 500.0)]
+    server.push(answer(raw), answer([item(2, "omega", 18.0)]))
+    batch = make().propose(state, 2)
+    assert batch.proposals == [as_proposal(raw[0]), as_proposal(item(2, "omega", 18.0))]
+
+    body, retry = server.requests
+    assert body["model"] == MODEL
+    assert body["tool_choice"] == {"type": "tool", "name": BATCH_TOOL}
+    assert [t["name"] for t in body["tools"]] == [BATCH_TOOL]
+    assert body["tools"][0]["strict"] is True
+    assert body["system"] == [  # cached by the API: the same text on every call
+        {"type": "text", "text": render_system(state), "cache_control": {"type": "ephemeral"}}
+    ]
+    assert body["messages"][0]["content"][0]["text"] == render_batch(state, 2, [])
+    assert retry["messages"][1]["role"] == "assistant"
+    (block,) = retry["messages"][1]["content"]
+    assert block["type"] == "tool_use" and block["input"]["proposals"] == raw
+    assert tool_results(retry["messages"])[0]["tool_use_id"] == block["id"]
+
+    first = log.of("llm_call")[0]
+    assert first["outcome"] == "invalid" and first["latency_s"] >= 0
+    assert first["input_tokens"] > 0 and first["output_tokens"] > 0
+    saved = json.loads((tmp_path / "run" / "llm" / "call_001.json").read_text())
+    assert saved["response"]["content"][0]["input"]["proposals"][0]["value"] == 5e-5
+    assert saved["request"]["system"] == render_system(state)
 
 
 @pytest.mark.parametrize(
@@ -565,17 +688,6 @@ def test_hang_times_out_and_falls_back(
     assert log.of("llm_call")[0]["outcome"] == "timeout"
 
 
-def test_retry_call_failing_keeps_the_good_slots(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
-) -> None:
-    state = make_state(two_node_tree(), finished=[1, 2])
-    server.push(answer([item(2, "lr", 5e-5), item(2, "omega", 500.0)]), overloaded())
-    batch = make().propose(state, 2)
-    assert batch.proposals[0] == as_proposal(item(2, "lr", 5e-5)) and len(batch.proposals) == 2
-    assert [c["outcome"] for c in log.of("llm_call")] == ["invalid", "api_error"]
-    assert "retry failed (api_error" in log.of("llm_fallback")[0]["reason"]
-
-
 # ----------------------------------------------------------------------------- secrets, files
 
 
@@ -630,13 +742,13 @@ def test_auth_token_from_the_environment(
 
 
 def test_call_files_continue_numbering(
-    make: Callable[..., LLMProposer], server: MessagesServer, tmp_path: Path, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], tmp_path: Path, log: Recorder
 ) -> None:
     folder = tmp_path / "run" / "llm"
     folder.mkdir(parents=True)
     (folder / "call_007.json").write_text("{}")
-    server.push(text_only(), text_only())
-    proposer = make()
+    no_tool = CallError("no_tool_use", "the answer did not call submit_batch (content: text)")
+    proposer, _ = fake(no_tool, no_tool)
     state = make_state(two_node_tree(), finished=[1, 2])
     proposer.propose(state, 1)
     proposer.propose(state, 1)
@@ -652,12 +764,31 @@ def test_call_files_continue_numbering(
 
 
 def test_no_run_dir_writes_nothing(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder, tmp_path: Path
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder, tmp_path: Path
 ) -> None:
-    server.push(answer([item(2, "lr", 5e-5)]))
-    make(run_dir=None).propose(make_state(two_node_tree(), finished=[1, 2]), 1)
+    proposer, _ = fake(batch_call([item(2, "lr", 5e-5)]), run_dir=None)
+    proposer.propose(make_state(two_node_tree(), finished=[1, 2]), 1)
     assert log.of("llm_call")[0]["response_file"] is None
     assert not (tmp_path / "run").exists()
+
+
+def test_the_seam_redacts_what_it_is_given(
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder, tmp_path: Path
+) -> None:
+    """Text the client could not scrub (the key split by a control character) is redacted
+    once it is one line; errors are logged and written redacted."""
+    split = KEY[:6] + "\x00" + KEY[6:]
+    state = make_state(two_node_tree(), finished=[1, 2])
+    proposer, _ = fake(
+        batch_call([item(2, "lr", 5e-5, hypothesis=f"key {split}")], ack=split),
+        CallError("api_error", f"401 for {KEY}"),
+    )
+    (p,) = proposer.propose(state, 1).proposals
+    assert p.hypothesis == "key [redacted]"
+    proposer.propose(state, 1)
+    assert KEY not in repr(log.events) and "401 for [redacted]" in repr(log.events)
+    for path in (tmp_path / "run" / "llm").glob("*.json"):
+        assert KEY not in path.read_text(), path
 
 
 def test_constructor_checks_its_arguments() -> None:
@@ -667,6 +798,14 @@ def test_constructor_checks_its_arguments() -> None:
         LLMProposer(MODEL, api_key=KEY, timeout_s=0)
     with pytest.raises(ValueError, match="max_retries"):
         LLMProposer(MODEL, api_key=KEY, max_retries=-1)
+    with pytest.raises(ValueError, match="max_tokens"):
+        LLMProposer(MODEL, api_key=KEY, max_tokens=0)
+
+
+def test_close_closes_the_client(fake: Callable[..., tuple[LLMProposer, FakeClient]]) -> None:
+    proposer, client = fake()
+    proposer.close()
+    assert client.closed
 
 
 # ----------------------------------------------------------------------------- review
@@ -681,76 +820,89 @@ def _review_tree() -> Tree:
 
 
 def test_review_block_good(
-    make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    fake: Callable[..., tuple[LLMProposer, FakeClient]], log: Recorder
 ) -> None:
     state = make_state(_review_tree(), rules=["Keep the old rule."])
     stats = strategies.block_stats(state.tree, 1, state.reward)
     next_c, rules = strategies.review(stats, state.ucb_c)
-    server.push(
-        tool_use(
-            REVIEW_TOOL,
-            {
-                "summary": "lr alone plateaued at 0.99.",
-                "principles": ["lr above 2e-4 adds nothing for F (nodes 2-6)", "  "],
-                "open_questions": ["does ω matter at 600 frames?"],
-                "next_ucb_c": 7.5,
-                "new_rules": ["Keep the old rule.", "Change ω after two flat lr moves."],
-            },
+    proposer, client = fake(
+        review_call(
+            summary="lr alone plateaued at 0.99.",
+            principles=["lr above 2e-4 adds nothing for F (nodes 2-6)", "  "],
+            open_questions=["does ω matter at 600 frames?"],
+            next_ucb_c=7.5,
+            new_rules=["Keep the old rule.", "Change ω after two flat lr moves."],
         )
     )
-    review = make().review_block(state)
+    review = proposer.review_block(state)
     assert review.summary == f"{stats.summary()} lr alone plateaued at 0.99."
     assert review.principles == ["lr above 2e-4 adds nothing for F (nodes 2-6)"]
     assert review.open_questions == ["does ω matter at 600 frames?"]
     assert review.next_ucb_c == 3.0, "clamped"
     assert review.new_rules == ["Change ω after two flat lr moves."]
-    (body,) = server.requests
-    assert body["tool_choice"] == {"type": "tool", "name": REVIEW_TOOL}
-    prompt = body["messages"][0]["content"]
+    (asked,) = client.asked
+    assert asked.tool == review_tool() and asked.system == render_system(state)
+    prompt = asked.messages[0]["content"]
     assert stats.summary() in prompt
     assert f"next ucb_c: {fmt_value(next_c)}" in prompt
     assert all(rule in prompt for rule in rules)
-    assert log.of("llm_call")[0]["purpose"] == "review"
+    (call,) = log.of("llm_call")
+    assert call["purpose"] == "review" and call["outcome"] == "ok"
+
+
+GOOD_REVIEW = {
+    "summary": "x",
+    "principles": [],
+    "open_questions": [],
+    "next_ucb_c": 1.0,
+    "new_rules": [],
+}
 
 
 @pytest.mark.parametrize(
-    "reply",
+    ("answer", "reason"),
     [
-        tool_use(REVIEW_TOOL, {"summary": "x", "principles": [], "open_questions": []}),
-        tool_use(
-            REVIEW_TOOL,
-            {
-                "summary": "x",
-                "principles": "one string",
-                "open_questions": [],
-                "next_ucb_c": 1.0,
-                "new_rules": [],
-            },
+        (
+            review_call(summary="x", principles=[], open_questions=[]),
+            "review invalid: next_ucb_c must be a number, got null",
         ),
-        tool_use(
-            REVIEW_TOOL,
-            {
-                "summary": "",
-                "principles": [],
-                "open_questions": [],
-                "next_ucb_c": 1.0,
-                "new_rules": [],
-            },
+        (
+            review_call(**{**GOOD_REVIEW, "principles": "one string"}),
+            "review invalid: principles must be a list of strings",
         ),
-        tool_use(BATCH_TOOL, {"proposals": []}),
-        overloaded(),
-        malformed(),
+        (review_call(**{**GOOD_REVIEW, "summary": ""}), "review invalid: summary is empty"),
+        (
+            review_call(**{**GOOD_REVIEW, "next_ucb_c": math.inf}),
+            "review invalid: next_ucb_c must be a number, got Infinity",
+        ),
+        (ToolCall(REVIEW_TOOL, "a string"), "review invalid: the submit_review input must be"),
+        (batch_call([]), "review no_tool_use: the answer did not call submit_review"),
+        (CallError("api_error", "529 overloaded"), "review api_error: 529 overloaded"),
+        (CallError("malformed", "not JSON"), "review malformed: not JSON"),
     ],
-    ids=["no-ucb-c", "principles-not-list", "empty-summary", "wrong-tool", "529", "bad-json"],
+    ids=[
+        "no-ucb-c",
+        "principles-not-list",
+        "empty-summary",
+        "inf-ucb-c",
+        "not-object",
+        "wrong-tool",
+        "529",
+        "bad-json",
+    ],
 )
 def test_review_block_bad_falls_back(
-    reply: Reply, make: Callable[..., LLMProposer], server: MessagesServer, log: Recorder
+    answer: ToolCall | CallError,
+    reason: str,
+    fake: Callable[..., tuple[LLMProposer, FakeClient]],
+    log: Recorder,
 ) -> None:
     state = make_state(_review_tree())
-    server.push(reply)
-    assert make().review_block(state) == RuleProposer().review_block(state)
+    proposer, _ = fake(answer)
+    assert proposer.review_block(state) == RuleProposer().review_block(state)
     assert log.of("llm_call")[0]["outcome"] != "ok"
-    assert log.of("llm_fallback")[0]["reason"].startswith("review ")
+    (fallback,) = log.of("llm_fallback")
+    assert fallback["slots"] == 0 and fallback["reason"].startswith(reason)
 
 
 # ----------------------------------------------------------------------------- contract
@@ -764,19 +916,10 @@ class _Oracle:
         self.state: SearchState | None = None
         self.n_slots = 0
 
-    def __call__(self, body: dict[str, Any]) -> Reply:
+    def __call__(self, asked: Any) -> ToolCall:
         assert self.state is not None
-        if body["tool_choice"]["name"] == REVIEW_TOOL:
-            return tool_use(
-                REVIEW_TOOL,
-                {
-                    "summary": "fine",
-                    "principles": [],
-                    "open_questions": [],
-                    "next_ucb_c": 1.2,
-                    "new_rules": [],
-                },
-            )
+        if asked.tool["name"] == REVIEW_TOOL:
+            return review_call(**{**GOOD_REVIEW, "summary": "fine", "next_ucb_c": 1.2})
         batch = RuleProposer(seed=3).propose(self.state, self.n_slots)
         raw = []
         for p in batch.proposals:
@@ -795,14 +938,14 @@ class _Oracle:
             {"node_id": i, "observation": f"node {i} seen", "visual": ""}
             for i in self.state.finished
         ]
-        return answer(raw, obs)
+        return batch_call(raw, obs)
 
 
 class _TappedLLMProposer(LLMProposer):
     """Shows each call's state to the oracle (the fake model has no other way to see it)."""
 
     def __init__(self, oracle: _Oracle, **kw: Any) -> None:
-        super().__init__(MODEL, **kw)
+        super().__init__(MODEL, client=FakeClient(default=oracle), **kw)
         self.oracle = oracle
 
     def propose(self, state: SearchState, n_slots: int) -> ProposalBatch:
@@ -825,24 +968,6 @@ class _NoProposals(Proposer):
 
 class TestLLMProposerContract(ProposerContract):
     @pytest.fixture
-    def make_proposer(self, tmp_path: Path) -> Iterator[Callable[[], Proposer]]:
+    def make_proposer(self, tmp_path: Path) -> Callable[[], Proposer]:
         oracle = _Oracle()
-        made: list[LLMProposer] = []
-        with MessagesServer(default=oracle) as server:
-
-            def build() -> Proposer:
-                p = _TappedLLMProposer(
-                    oracle,
-                    api_key=KEY,
-                    base_url=server.url,
-                    max_retries=0,
-                    timeout_s=10.0,
-                    fallback=_NoProposals(),
-                    run_dir=tmp_path,
-                )
-                made.append(p)
-                return p
-
-            yield build
-            for p in made:
-                p.close()
+        return lambda: _TappedLLMProposer(oracle, fallback=_NoProposals(), run_dir=tmp_path)

@@ -1,8 +1,8 @@
-"""The prompts and tools of ``LLMProposer``: the forced tools (``submit_batch``,
-``submit_review``), the system prompt (``prompts/system.md``), the batch prompt
-(``prompts/batch.md``) with the finished batch's table, comparisons, configs, pending
-trials, UCB scores and strategy triggers, the retry and review prompts, and the field
-panels attached as PNG images.
+"""The prompts of ``LLMProposer``: the system prompt (``prompts/system.md``), the batch
+prompt (``prompts/batch.md``) with the finished batch's table, comparisons, configs, pending
+trials, UCB scores and strategy triggers, the field panels attached to it as PNG images
+(``batch_messages``), the retry turn (``retry_messages``) and the review prompt. Rendering
+only: no call, no parsing (``llm_client``, ``llm_parse``).
 """
 
 from __future__ import annotations
@@ -17,138 +17,31 @@ from typing import Any
 from inr_tune.fileio import open_bytes
 from inr_tune.search import strategies
 from inr_tune.search.proposers.base import SearchState
+from inr_tune.search.proposers.llm_client import Message, ToolCall
+from inr_tune.search.proposers.llm_tools import BATCH_TOOL, REVIEW_TOOL
 from inr_tune.search.space import SearchSpace, as_config, fmt_value
 from inr_tune.search.tree import Node, Tree, format_ucb_scores
 from inr_tune.search.verdict import describe_change
 
 __all__ = [
-    "BATCH_TOOL",
-    "EXPECT_VALUES",
     "MAX_IMAGES",
     "MAX_IMAGE_BYTES",
     "PNG_MAGIC",
     "RETRY_PROMPT",
-    "REVIEW_TOOL",
-    "batch_tool",
+    "batch_messages",
     "field_images",
     "finished_nodes",
     "mutation_text",
     "render_batch",
+    "render_retry",
     "render_review",
     "render_system",
-    "review_tool",
+    "retry_messages",
 ]
 
-BATCH_TOOL = "submit_batch"
-REVIEW_TOOL = "submit_review"
-EXPECT_VALUES = ("improve", "worsen", "same")
 MAX_IMAGES = 4
 MAX_IMAGE_BYTES = 3_750_000  # 5 MB once base64-encoded: the API's per-image limit
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-# ----------------------------------------------------------------------------- tools
-
-
-def batch_tool(space: SearchSpace) -> dict[str, Any]:
-    """The ``submit_batch`` tool: observations, proposals and the acknowledgement.
-
-    One proposal = one parameter (``param``, an enum of the space's names) and its new
-    ``value``; the baseline has ``param`` and ``value`` null. The schema follows the strict
-    tool-use rules (every object closed, every property required, nulls as ``anyOf``
-    branches, no numeric bounds: the space's ranges are in the system prompt and are
-    checked in code).
-    """
-
-    def obj(props: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "type": "object",
-            "properties": props,
-            "required": list(props),
-            "additionalProperties": False,
-        }
-
-    observation_item = obj(
-        {
-            "node_id": {"type": "integer", "description": "a node of the finished batch"},
-            "observation": {
-                "type": "string",
-                "description": "what the result shows, with numbers; no verdict",
-            },
-            "visual": {
-                "type": "string",
-                "description": "remark on the node's field panel; empty if none is attached",
-            },
-        }
-    )
-    proposal_item = obj(
-        {
-            "parent": {
-                "anyOf": [{"type": "integer"}, {"type": "null"}],
-                "description": "a finished node of the current block, or null for the root config",
-            },
-            "param": {
-                "anyOf": [{"type": "string", "enum": list(space.params)}, {"type": "null"}],
-                "description": "the one parameter to change; null only for the baseline",
-            },
-            "value": {
-                "anyOf": [
-                    {"type": "number"},
-                    {"type": "string"},
-                    {"type": "boolean"},
-                    {"type": "null"},
-                ],
-                "description": "its new value, inside the allowed space; null for the baseline",
-            },
-            "strategy": {"type": "string", "enum": list(strategies.STRATEGIES)},
-            "hypothesis": {
-                "type": "string",
-                "description": "why this change, and what it should do to final_r2",
-            },
-            "expect": {"type": "string", "enum": list(EXPECT_VALUES)},
-        }
-    )
-    return {
-        "name": BATCH_TOOL,
-        "description": (
-            "Submit observations on the finished trials and the next trials to run "
-            "(one parameter change per trial)."
-        ),
-        "strict": True,
-        "input_schema": obj(
-            {
-                "observations": {"type": "array", "items": observation_item},
-                "proposals": {"type": "array", "items": proposal_item},
-                "acknowledgement": {
-                    "type": "string",
-                    "description": "reply to the user's steering text; empty if there is none",
-                },
-            }
-        ),
-    }
-
-
-def review_tool() -> dict[str, Any]:
-    """The ``submit_review`` tool: the block-end review for memory.md."""
-    strings = {"type": "array", "items": {"type": "string"}}
-    props: dict[str, Any] = {
-        "summary": {"type": "string", "description": "the block in a paragraph, with numbers"},
-        "principles": {**strings, "description": "general lessons, each citing node ids"},
-        "open_questions": {**strings, "description": "questions for the next blocks"},
-        "next_ucb_c": {"type": "number", "description": "UCB exploration constant, 0.5 to 3.0"},
-        "new_rules": {**strings, "description": "rules to add to this run's rule list"},
-    }
-    return {
-        "name": REVIEW_TOOL,
-        "description": "Submit the review of the block that just ended.",
-        "strict": True,
-        "input_schema": {
-            "type": "object",
-            "properties": props,
-            "required": list(props),
-            "additionalProperties": False,
-        },
-    }
 
 
 # ----------------------------------------------------------------------------- prompts
@@ -415,3 +308,48 @@ def field_images(state: SearchState, limit: int = MAX_IMAGES) -> list[tuple[int,
         if data.startswith(PNG_MAGIC) and len(data) <= MAX_IMAGE_BYTES:
             out.append((node.id, base64.b64encode(data).decode("ascii")))
     return out
+
+
+# ----------------------------------------------------------------------------- messages
+
+
+def batch_messages(state: SearchState, n_slots: int) -> list[Message]:
+    """The request of a ``propose`` call: the batch prompt, then each field panel as an
+    image after a line naming its node."""
+    images = field_images(state)
+    content: list[dict[str, Any]] = [
+        {"type": "text", "text": render_batch(state, n_slots, [i for i, _ in images])}
+    ]
+    for node_id, data in images:
+        content.append({"type": "text", "text": f"Field panel of node {node_id}:"})
+        content.append(
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+        )
+    return [{"role": "user", "content": content}]
+
+
+def render_retry(state: SearchState, scratch: Tree, errors: list[str], n_bad: int) -> str:
+    """The correction asked for ``n_bad`` rejected slots: each error verbatim, and the
+    proposals accepted so far (pending nodes of ``scratch`` not in ``state.tree``)."""
+    accepted = [
+        f"parent {'null' if n.parent is None else n.parent}, {mutation_text(n)} ({n.strategy})"
+        for n in scratch.pending(state.block)
+        if n.id not in state.tree
+    ]
+    return RETRY_PROMPT.substitute(
+        n_bad=n_bad,
+        errors="\n".join(f"- {e}" for e in errors),
+        accepted=(
+            "Accepted and now pending: " + "; ".join(accepted) + "."
+            if accepted
+            else "No proposal was accepted."
+        ),
+        tool=BATCH_TOOL,
+    )
+
+
+def retry_messages(messages: list[Message], answer: ToolCall, text: str) -> list[Message]:
+    """The conversation continued: the model's answer, then a ``tool_result`` with
+    ``is_error: true`` holding ``text``."""
+    result = {"type": "tool_result", "tool_use_id": answer.id, "is_error": True, "content": text}
+    return [*messages, answer.turn(), {"role": "user", "content": [result]}]
