@@ -2,21 +2,21 @@
 
 Per Ray's Searcher contract: ``suggest`` returns a trial config, ``None`` (not now: the
 batch is still running) or ``Searcher.FINISHED``; ``on_trial_complete`` copes with errored
-trials and missing or NaN metrics; ``save``/``restore`` write a temp file then
-``os.replace``. The journal, not this state, is the source of truth on ``--resume``.
+trials and missing or NaN metrics; ``save`` writes atomically (``fileio.write_durable``).
+The journal, not this state, is the source of truth on ``--resume``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import pickle
 from collections.abc import Callable
 from typing import Any
 
 from ray.tune.search import Searcher
 
+from inr_tune.fileio import write_durable
 from inr_tune.search.session import FINISHED, BlockSession
 from inr_tune.search.tree import Node
 
@@ -135,10 +135,7 @@ class UCBTreeSearcher(Searcher):
         self.__dict__.update(state)
 
     def save(self, checkpoint_path: str) -> None:
-        tmp = f"{checkpoint_path}.tmp"
-        with open(tmp, "wb") as fh:
-            pickle.dump({"trials": dict(self.trials)}, fh)
-        os.replace(tmp, checkpoint_path)
+        write_durable(checkpoint_path, pickle.dumps({"trials": dict(self.trials)}))
 
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as fh:
