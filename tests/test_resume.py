@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from inr_tune.journal import BatchAdded, NodeCompleted, NodeNoted, RunEnd, read_records
 from inr_tune.reports.compare import compare_runs
-from inr_tune.reports.journal import read_events
 from tests.helpers import TINY, block_args, completed, run_block, write_synthetic_mpm
 
 MARK = "INR_TUNE_TEST_MARK"  # every process of a test's run inherits it
@@ -46,7 +46,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, dataset: Path) -> Path:
     return out
 
 
-def _as_killed(reference: Path, dest: Path, lines: int) -> list[dict]:
+def _as_killed(reference: Path, dest: Path, lines: int) -> list:
     """``dest``: ``reference`` as a SIGKILL right after its journal line ``lines`` left
     it: later lines gone, and the files only written later (reports of the block's end,
     configs of later batches, results of trials that had not finished)."""
@@ -54,9 +54,9 @@ def _as_killed(reference: Path, dest: Path, lines: int) -> list[dict]:
     journal = dest / "journal.jsonl"
     kept = journal.read_text().splitlines(keepends=True)[:lines]
     journal.write_text("".join(kept))
-    events = read_events(journal)
-    added = {n["id"] for e in events if e["event"] == "batch_added" for n in e["nodes"]}
-    done = {e["node_id"] for e in events if e["event"] == "node_completed"}
+    events = read_records(journal)
+    added = {n["id"] for e in events if isinstance(e, BatchAdded) for n in e.nodes}
+    done = {e.node_id for e in events if isinstance(e, NodeCompleted)}
     for cfg in (dest / "configs").glob("iter_*.yaml"):
         if int(cfg.stem[5:]) not in added:
             cfg.unlink()
@@ -71,7 +71,7 @@ def _as_killed(reference: Path, dest: Path, lines: int) -> list[dict]:
 
 def _line_of(reference: Path, test) -> int:
     """The number of the first journal line of ``reference`` for which ``test`` holds."""
-    for n, e in enumerate(read_events(reference / "journal.jsonl"), 1):
+    for n, e in enumerate(read_records(reference / "journal.jsonl"), 1):
         if test(e):
             return n
     raise AssertionError("no such journal line")
@@ -94,7 +94,7 @@ def test_resume_writes_the_configs_of_a_batch_journaled_just_before_the_kill(
 ) -> None:
     """Killed between a batch's journal line and its config files (one half-written)."""
     second_batch = _line_of(
-        reference, lambda e: e["event"] == "batch_added" and e["nodes"][0]["id"] == 3
+        reference, lambda e: isinstance(e, BatchAdded) and e.nodes[0]["id"] == 3
     )
     run = tmp_path / "run"
     _as_killed(reference, run, second_batch)
@@ -115,7 +115,7 @@ def test_resume_after_a_kill_mid_trial_keeps_observations_and_one_tensorboard_ru
     """Killed while node 4 trained, node 3 finished but not yet seen by the proposer: node
     3 still gets its observation, and node 4's killed attempt leaves no second TensorBoard
     run beside the new one."""
-    third_done = _line_of(reference, lambda e: e["event"] == "node_noted" and e["node_id"] == 3)
+    third_done = _line_of(reference, lambda e: isinstance(e, NodeNoted) and e.node_id == 3)
     run = tmp_path / "run"
     _as_killed(reference, run, third_done)
     assert {e["node_id"] for e in completed(run)} == {1, 2, 3}
@@ -139,12 +139,12 @@ def test_resume_of_a_finished_run_rebuilds_its_files_and_ends_once(
     """Killed after run_end, before the last reports were written: --resume writes them,
     and appends no second run_end."""
     run = tmp_path / "run"
-    _as_killed(reference, run, len(read_events(reference / "journal.jsonl")))
+    _as_killed(reference, run, len(read_records(reference / "journal.jsonl")))
     r = _resume(run)
     assert "finished already" in r.stdout and "best config: node" in r.stdout
     _same(reference, run)
     _resume(run)
-    assert sum(e["event"] == "run_end" for e in read_events(run / "journal.jsonl")) == 1
+    assert sum(isinstance(e, RunEnd) for e in read_records(run / "journal.jsonl")) == 1
 
 
 def test_resume_with_a_broken_options_json_is_one_line(tmp_path: Path) -> None:
@@ -163,7 +163,7 @@ def test_finished_nodes_the_proposer_has_not_seen_survive_a_restart(tmp_path: Pa
     rebuilt after a kill still shows them to the next proposal, which writes their
     observations (without Ray)."""
     from inr_tune.config import load_config
-    from inr_tune.reports.journal import Journal
+    from inr_tune.journal import Journal
     from inr_tune.search.session import BlockSession, replay_tree
     from tests.helpers import rule_session
 
@@ -176,14 +176,15 @@ def test_finished_nodes_the_proposer_has_not_seen_survive_a_restart(tmp_path: Pa
 
     ctx = session.ctx
     ctx.journal = Journal(tmp_path / "journal.jsonl")
-    ctx.tree = replay_tree(ctx.journal.events)
+    ctx.tree = replay_tree(ctx.journal.records)
     again = BlockSession(ctx, block=1, spec=session.spec, root_config=root, ucb_c=1.414)
     assert again._finished_since == [1, 2]
     again.next_trial()  # the second batch: the proposer sees nodes 1 and 2
-    noted = {e["node_id"] for e in ctx.journal.of("node_noted") if e.get("observation")}
+    noted = {e.node_id for e in ctx.journal.select(NodeNoted) if e.observation}
     assert noted == {1, 2}
-    batch = ctx.journal.last("batch_added")
-    assert batch["reviewed"] == [1, 2] and [n["id"] for n in batch["nodes"]] == [3, 4]
+    batch = ctx.journal.latest(BatchAdded)
+    assert batch is not None
+    assert batch.reviewed == [1, 2] and [n["id"] for n in batch.nodes] == [3, 4]
     assert (
         BlockSession(ctx, block=1, spec=session.spec, root_config=root, ucb_c=1.4)._finished_since
         == []
