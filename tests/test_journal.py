@@ -204,12 +204,12 @@ def test_older_journals_read_back(tmp_path: Path) -> None:
     noted = records[7]
     assert isinstance(noted, NodeNoted) and noted.extra == {"mood": "good"}
     assert noted.line() == lines[7]
-    tree = replay_tree(records)
+    tree = Tree.replay(records)
     assert [n.id for n in tree.nodes] == [1, 2] and tree[2].status == "failed"
-    assert Tree.replay(read_events(path)).to_dict() == tree.to_dict()
+    assert replay_tree(read_events(path)).to_dict() == tree.to_dict()
     # node 1 finished before the batch_added line without ``reviewed``: seen by that call;
     # node 2 finished before the no_proposal line without it: seen too
-    assert unreviewed(records, 1) == [] and unreviewed(read_events(path), 1) == []
+    assert unreviewed(read_events(path), 1) == []
     # appended to, an old journal keeps its lines and unknown fields as they were
     with Journal(path) as j:
         j.append(other)
@@ -219,14 +219,15 @@ def test_older_journals_read_back(tmp_path: Path) -> None:
 
 def test_unreviewed_follows_the_reviewed_lists() -> None:
     node = {**NODE, "id": 3}
-    events = [
+    records = [
         BatchAdded(block=1, nodes=[NODE, {**NODE, "id": 2}], reviewed=[]),
         NodeCompleted(node_id=1, status="ok"),
         NodeCompleted(node_id=2, status="ok"),
         BatchAdded(block=1, nodes=[node], reviewed=[1]),
     ]
+    events = [r.line() for r in records]
     assert unreviewed(events, 1) == [2]
-    assert unreviewed([*events, NoProposal(block=1, reviewed=[2])], 1) == []
+    assert unreviewed([*events, NoProposal(block=1, reviewed=[2]).line()], 1) == []
     assert unreviewed(events, 2) == []
 
 
