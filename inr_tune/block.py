@@ -14,39 +14,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from inr_tune.cli import run_cli
-from inr_tune.config import parse_set
+from inr_tune.config import describe
 from inr_tune.errors import ConfigError
-from inr_tune.reports.run_dir import (
-    Reports,
-    read_options,
+from inr_tune.settings import (
+    FLAG_KEYS,
+    Settings,
+    new_run_dir,
+    resumed_settings,
+    settings_from,
 )
 
-__all__ = ["Reports", "main"]
-
-OPTION_DEFAULTS: dict[str, Any] = {
-    "experiment": "mpm",
-    "frames": None,
-    "field": None,
-    "iterations": 8,
-    "blocks": 1,
-    "parallel": 4,
-    "proposer": "auto",
-    "ucb_c": 1.414,
-    "reward": "nines",
-    "seed": 0,
-    "address": None,
-    "set": [],
-    "llm_model": None,
-    "early_stop": "none",
-    "storage": None,
-    "objective": None,
-    "min_ratio": None,
-}
+__all__ = ["build_parser", "main", "resolve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,10 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Run search blocks: trials in parallel (Ray Tune), each a parent config plus one "
             "mutation chosen on a UCB tree by Claude (ANTHROPIC_API_KEY set) or a deterministic "
-            "rule proposer. Writes a run directory you can read, resume and open in TensorBoard."
+            "rule proposer. Writes a run directory you can read, resume and open in TensorBoard. "
+            "Settings, later wins: CONFIG, --set, flags."
         ),
+        epilog="search and block keys (section.key = default  # meaning):\n"
+        + describe(("search", "block")),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     a = p.add_argument
+    a(
+        "config",
+        nargs="?",
+        help="YAML of sections to override (search, block, and the data/model/training keys "
+        "of every block's starting config; ours or the older tools' format)",
+    )
     a("--experiment", default=None, help="mpm | flyvis | experiment name or path (default mpm)")
     a(
         "--frames",
@@ -102,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--seed", type=int, default=None, help="seed of the rule proposer (default 0)")
     a("--out", default=None, help="run directory (default runs/<experiment>-<time>)")
-    a("--resume", action="store_true", help="continue the run in --out with its saved options")
+    a(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out with its saved settings; with --blocks N, a finished "
+        "run gets more blocks of the schedule (N in all)",
+    )
     a("--address", default=None, help="join an existing Ray cluster (auto or HOST:PORT)")
     a(
         "--storage",
@@ -122,56 +118,39 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         metavar="SECTION.KEY=VALUE",
-        help="override a key of every block's starting config (repeatable)",
+        help="override one key (repeatable): search.* and block.* configure the search, "
+        "data/model/training keys every block's starting config; every flag above is "
+        "sugar for one of these (config keys: python -m inr_tune.block --help)",
     )
     return p
 
 
-# ----------------------------------------------------------------------------- options
-def resolve_options(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    given = {k: v for k, v in vars(args).items() if k not in ("out", "resume") and v is not None}
+def resolve(args: argparse.Namespace) -> tuple[Settings, Path]:
+    """The run's settings and directory from the command line (one line when bad)."""
+    flags = {k: getattr(args, k) for k in FLAG_KEYS}
     if args.resume:
+        given = [k for k, v in flags.items() if v is not None and k != "blocks"]
+        if given or args.set or args.config:
+            what = (
+                f"--{given[0].replace('_', '-')}" if given else ("--set" if args.set else "CONFIG")
+            )
+            raise ConfigError(
+                f"--resume continues with the run's saved settings; drop {what} "
+                "(only --blocks may change, to add blocks)"
+            )
         if not args.out:
             raise ConfigError("--resume needs --out DIR of the run to continue")
-        out = Path(args.out)
-        saved = read_options(out)
-        if given:
-            raise ConfigError(
-                f"--resume continues with the run's saved options; drop --{next(iter(given)).replace('_', '-')}"
-            )
-        return {**OPTION_DEFAULTS, **saved}, out
-    opts = {**OPTION_DEFAULTS, **given}
-    for key in ("iterations", "blocks", "parallel"):
-        if opts[key] < 1:
-            raise ConfigError(f"--{key} must be ≥ 1, got {opts[key]}")
-    if opts["frames"] is not None and opts["frames"] < 1:
-        raise ConfigError(f"--frames must be ≥ 1, got {opts['frames']}")
-    if not 0 <= opts["ucb_c"] <= 10:
-        raise ConfigError(f"--ucb-c must be in [0, 10], got {opts['ucb_c']}")
-    # --objective and --min-ratio are sugar for --set search.objective / search.min_ratio
-    sugar = [f"search.{k}={opts[k]}" for k in ("objective", "min_ratio") if opts[k] is not None]
-    opts["set"] = [*opts["set"], *sugar]
-    for item in opts["set"]:
-        parse_set(item)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("runs") / f"{opts['experiment'].replace('/', '_')}-{stamp}"
-    )
-    if (out / "journal.jsonl").exists():
-        raise ConfigError(
-            f"{out} already holds a run; use --resume to continue it or another --out"
-        )
-    return opts, out
+        return resumed_settings(Path(args.out), args.blocks), Path(args.out)
+    settings = settings_from(args.config, args.set or [], flags)
+    return settings, new_run_dir(settings, args.out)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    opts, run_dir = resolve_options(args)
+    settings, run_dir = resolve(args)
     from inr_tune.driver import execute
 
-    return execute(opts, run_dir, args.resume)
+    return execute(settings, run_dir, resume=args.resume)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """The block loop behind ``python -m inr_tune.block`` and ``inr_tune.run_search``: the
 experiment's schedule, one ``BlockSession`` per block on Ray Tune, the reports after each
-trial and block, and ``--resume`` of a run killed at any point.
+trial and block, and ``--resume`` of a run killed at any point (or of a finished run,
+to add blocks).
+
+Everything it reads comes from one ``Settings`` (``settings.py``): ``block.*`` and
+``search.*`` drive the search, the other keys every block's starting config. The
+settings that user_input.md changes while the run goes on (``session.LIVE_KEYS``) are
+applied on top, and again on ``--resume`` from the journal.
 """
 
 from __future__ import annotations
@@ -14,12 +20,11 @@ from typing import Any
 
 from inr_tune import signals
 from inr_tune.cli import EXIT_OK
-from inr_tune.config import Config, apply_overrides
+from inr_tune.config import Config, config_from_dict
 from inr_tune.errors import ConfigError, DataError, InrTuneError
 from inr_tune.reports.live import LiveTable
 from inr_tune.reports.run_dir import (
     Reports,
-    finished_run,
     rebuild_configs,
     remove_temp_files,
     restore_block_reports,
@@ -36,45 +41,58 @@ from inr_tune.runner.cluster import (
     trial_resources,
 )
 from inr_tune.runner.tuner import run_block_on_ray
+from inr_tune.settings import Settings
+
+__all__ = ["execute", "finished_blocks", "make_proposer", "run_finished"]
 
 
-def make_proposer(
-    opts: dict[str, Any], search: Any, run_dir: Path, log: Any
-) -> tuple[Any, Any, str]:
+def make_proposer(search: Any, run_dir: Path, log: Any) -> tuple[Any, str]:
+    """(proposer, name) for ``search`` (the settings' search section)."""
     from inr_tune.search.proposers import RuleProposer
 
-    rule = RuleProposer(seed=opts["seed"])
-    choice = opts["proposer"]
+    rule = RuleProposer(seed=search.seed)
+    choice = search.proposer
     has_key = bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
     if choice == "auto":
         choice = "llm" if has_key else "rule"
     if choice == "rule":
-        return rule, rule, "rule"
+        return rule, "rule"
     if not has_key and not os.environ.get("ANTHROPIC_BASE_URL"):
         raise ConfigError(
             "--proposer llm needs ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in the environment"
         )
     from inr_tune.search.proposers.llm import LLMProposer
 
-    model = opts.get("llm_model") or search.llm_model
     llm = LLMProposer(
-        model,
+        search.llm_model,
         fallback=rule,
         run_dir=run_dir,
         log=log,
         timeout_s=search.llm_timeout_s,
         max_retries=search.llm_max_retries,
     )
-    return llm, rule, f"llm ({model})"
+    return llm, f"llm ({search.llm_model})"
 
 
-def execute(opts: dict[str, Any], run_dir: Path, resume: bool) -> int:
-    """Run (or resume) the search of ``opts`` in ``run_dir``; the exit code."""
+def run_finished(events: list[dict[str, Any]]) -> bool:
+    """True when the journal's last ``run_end`` comes after its last ``run_extended``."""
+    kinds = [e["event"] for e in events]
+    end = max((i for i, k in enumerate(kinds) if k == "run_end"), default=-1)
+    more = max((i for i, k in enumerate(kinds) if k == "run_extended"), default=-1)
+    return end > more
+
+
+def finished_blocks(events: list[dict[str, Any]]) -> int:
+    return len({e["block"] for e in events if e["event"] == "block_end"})
+
+
+def execute(settings: Settings, run_dir: Path, resume: bool) -> int:
+    """Run (or resume) the search of ``settings`` in ``run_dir``; the exit code."""
     signals.install()  # Ctrl-C and SIGTERM stop the run cleanly (exit 130 / 143)
     # options.json first (once, atomically): a run killed while Ray starts is resumable
-    made = None if resume else write_options(run_dir, opts)
+    made = None if resume else write_options(run_dir, settings.to_json())
     try:
-        return _run(opts, run_dir, resume)
+        return SearchRun(settings, run_dir, resume).run()
     except InrTuneError:
         if made is not None:  # refused before its first journal line: leave no run directory
             rollback_new_run(run_dir, made)
@@ -90,165 +108,250 @@ def execute(opts: dict[str, Any], run_dir: Path, resume: bool) -> int:
         ) from None
 
 
-def _run(opts: dict[str, Any], run_dir: Path, resume: bool) -> int:
-    t_start = time.perf_counter()
-    finished = resume and finished_run(run_dir)  # nothing to run: rebuild the files only
+class SearchRun:
+    """One run of the block loop (a new run, a resumed one, or a finished one whose files
+    are rebuilt)."""
 
-    from inr_tune.config import config_from_dict
-    from inr_tune.data.defaults import ensure_default_dataset
-    from inr_tune.data.store import open_dataset
-    from inr_tune.reports.journal import Journal
-    from inr_tune.reports.pareto import block_baselines, report_fidelity
-    from inr_tune.reports.ranks import format_ranks, load_or_compute_ranks
-    from inr_tune.search.budget import block_budget, fit_root
-    from inr_tune.search.experiment import load_experiment
-    from inr_tune.search.seeds import best_config
-    from inr_tune.search.session import BlockSession, RunContext, replay_tree
-    from inr_tune.runner.storage import resolve_storage
+    def __init__(self, settings: Settings, run_dir: Path, resume: bool) -> None:
+        self.settings = settings
+        self.run_dir = run_dir
+        self.resume = resume
+        self.t_start = time.perf_counter()
 
-    exp = load_experiment(opts["experiment"])
-    base = config_from_dict(apply_overrides({}, opts["set"]))
-    blocks = exp.blocks_from(opts["field"], opts["frames"], opts["blocks"])
-    dataset = base.data.path or str(ensure_default_dataset(exp.kind))
-    ds = open_dataset(dataset)
-    if ds.kind != exp.kind:
-        raise DataError(f"{dataset} is a {ds.kind} dataset; experiment {exp.name} needs {exp.kind}")
-    for b in blocks:
-        ds.check_field(b.field)
-        if b.n_frames > ds.n_frames:
+    # ------------------------------------------------------------------ settings
+    @property
+    def current(self) -> Settings:
+        """The run's settings with those user_input.md changed since it started."""
+        over = self.ctx.overrides if hasattr(self, "ctx") else {}
+        return self.settings.with_sets(f"{k}={json.dumps(v)}" for k, v in over.items())
+
+    def blocks(self) -> list[Any]:
+        b = self.current.block
+        return self.exp.blocks_from(b.field, b.frames, b.blocks)
+
+    def sets(self) -> list[str]:
+        pins = (f"{k}={json.dumps(v)}" for k, v in self.ctx.pinned.items())
+        return [*self.current.sets, *pins]
+
+    # ------------------------------------------------------------------ set-up
+    def _open(self) -> None:
+        from inr_tune.data.defaults import ensure_default_dataset
+        from inr_tune.data.store import open_dataset
+        from inr_tune.journal import Journal, read_events
+        from inr_tune.runner.storage import resolve_storage
+        from inr_tune.search.budget import block_budget, fit_root
+        from inr_tune.search.experiment import load_experiment
+        from inr_tune.search.session import with_space
+
+        s = self.settings
+        events = read_events(self.run_dir / "journal.jsonl") if self.resume else []
+        extend = self.resume and run_finished(events) and finished_blocks(events) < s.block.blocks
+        self.finished = self.resume and run_finished(events) and not extend
+        exp = load_experiment(s.block.experiment)
+        if s.search.space:
+            exp = with_space(exp, s.search.space)
+        self.exp = exp
+        base = s.config
+        self.dataset = base.data.path or str(ensure_default_dataset(exp.kind))
+        ds = self.ds = open_dataset(self.dataset)
+        if ds.kind != exp.kind:
             raise DataError(
-                f"block {b.field}@{b.n_frames} needs {b.n_frames} frames but {dataset} has {ds.n_frames}; "
-                "generate a longer dataset and pass --set data.path=PATH"
+                f"{self.dataset} is a {ds.kind} dataset; experiment {exp.name} needs {exp.kind}"
             )
-    content_hash = ds.content_hash()
-    storage = resolve_storage(opts.get("storage"), run_dir)
-    cpus, gpus = (0, 0) if finished else init_ray(opts["address"])
-    for spec in [] if finished else blocks:  # a budget no config can meet: one line
-        start = exp.root_config(spec, gpu=bool(gpus), sets=opts["set"])
-        fit_root(start, exp.space, block_budget(start, spec, ds))
-    journal = Journal(run_dir / "journal.jsonl")
-    resumed = bool(journal.events)
-    if not resumed:
-        from inr_tune.training.fit import version_stamp
-
-        journal.append(
-            "run_start",
-            options=opts,
-            experiment=exp.name,
-            dataset=dataset,
-            content_hash=content_hash,
-            version=version_stamp(),
-        )
-    elif (
-        journal.last("run_start") and journal.last("run_start").get("content_hash") != content_hash
-    ):
-        raise DataError(
-            f"the dataset {dataset} changed since this run started (content hash differs)"
-        )
-    storage.upload_reports()
-    tree = replay_tree(journal.events)
-    remove_temp_files(run_dir)  # half-written files of a killed run; then what it lacked
-    rebuild_configs(run_dir, tree)
-    ctx = RunContext(
-        run_dir=run_dir,
-        journal=journal,
-        tree=tree,
-        experiment=exp,
-        proposer=None,  # type: ignore[arg-type]
-        fallback=None,
-        parallel=opts["parallel"],
-        n_iter=opts["iterations"],  # type: ignore[arg-type]
-        reward=opts["reward"],
-        memory=lambda: (
-            (run_dir / "memory.md").read_text() if (run_dir / "memory.md").exists() else ""
-        ),
-    )
-    proposer, fallback, proposer_name = (
-        (None, None, "none")
-        if finished
-        else make_proposer(opts, base.search, run_dir, lambda event, **data: ctx.log(event, **data))
-    )
-    ctx.proposer, ctx.fallback = proposer, fallback
-    memory = expected_memory(ds) if gpus else None  # start lines and the fit check
-    gpu_bytes = cluster_gpu_memory() if gpus else None
-    ctx.check_config = memory_check(gpus, opts["parallel"], ds, gpu_bytes, memory)
-    for e in journal.of("user_input"):
-        ctx.pinned.update(e.get("pins") or {})
-        ctx._user_hash = e.get("digest", "")
-    for e in journal.of("block_end"):
-        ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
-    title = f"{run_dir.name} ({exp.name})"
-    reports = Reports(run_dir, title)
-    live = LiveTable(exp.classes, memory=memory)
-    share = trial_resources(cpus, gpus, opts["parallel"])
-    each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
-    if finished:
-        print(f"{run_dir} finished already: its files are rebuilt from the journal")
-    else:
-        print(
-            f"{'resuming' if resumed else 'run'} {run_dir}: {exp.name}, {len(blocks)} block(s) × "
-            f"{opts['iterations']} trials, {opts['parallel']} at a time on {cpus} CPU{'s' if cpus != 1 else ''}"
-            f"{f' and {gpus} GPU(s)' if gpus else ''} ({each} each); proposer {proposer_name}; data {dataset}"
-        )
-    if gpus:
-        print(
-            f"GPU memory {gpu_bytes / 2**30:.0f} GiB (smallest GPU): configs whose concurrent "
-            "trials do not fit are refused"
-            if gpu_bytes
-            else "GPU memory could not be read on the GPU nodes: no fit check before trials"
-        )
-    ucb_c = opts["ucb_c"]
-    carried: Config | None = None
-    sentences: list[str] = []
-    windows: list[Any] = []  # (field, n_frames, Baselines) of each block, for baselines.csv
-    for index, spec in enumerate(blocks, start=1):
-        ended = [e for e in journal.of("block_end") if e["block"] == index]
-        if ended:
-            ucb_c = ended[0]["next_ucb_c"]
-            best = tree.get(ended[0].get("best"))
-            carried = config_from_dict(best.config) if best else carried
-            if resumed:  # the kill may have come before the block's reports were written
-                start = next(e for e in journal.of("block_start") if e["block"] == index)
-                sentences.append(
-                    restore_block_reports(
-                        run_dir, index, start, spec, ds, dataset, tree, windows, storage
-                    )
+        for b in exp.blocks_from(s.block.field, s.block.frames, s.block.blocks):
+            ds.check_field(b.field)
+            if b.n_frames > ds.n_frames:
+                raise DataError(
+                    f"block {b.field}@{b.n_frames} needs {b.n_frames} frames but {self.dataset} "
+                    f"has {ds.n_frames}; generate a longer dataset and pass --set data.path=PATH"
                 )
-            continue
-        started = [e for e in journal.of("block_start") if e["block"] == index]
-        if started:
-            root = config_from_dict(started[0]["root_config"])
-            ucb_c = started[0]["ucb_c"]
-            ranks = started[0].get("ranks")
-        else:
-            sets = [*opts["set"], *(f"{k}={json.dumps(v)}" for k, v in ctx.pinned.items())]
-            root = exp.root_config(spec, gpu=bool(gpus), sets=sets, carried=carried)
-            root, shrunk = fit_root(root, exp.space, block_budget(root, spec, ds))
-            if shrunk:
-                print(f"starting config shrunk into the size budget: {', '.join(shrunk)}")
-            problem = ctx.check_config(root)
-            if problem:
-                raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
-            ranks = load_or_compute_ranks(dataset, root.data, content_hash)
-            ctx.log(
-                "block_start",
-                block=index,
-                field=spec.field,
-                n_frames=spec.n_frames,
-                root_config=root.to_dict(),
-                ucb_c=ucb_c,
-                proposer=proposer_name,
-                ranks=ranks,
+        self.content_hash = ds.content_hash()
+        self.storage = resolve_storage(s.block.storage, self.run_dir)
+        self.cpus, self.gpus = (0, 0) if self.finished else init_ray(s.block.address)
+        for spec in (
+            [] if self.finished else exp.blocks_from(s.block.field, s.block.frames, s.block.blocks)
+        ):  # a budget no config can meet: one line
+            start = exp.root_config(spec, gpu=bool(self.gpus), sets=list(s.sets))
+            fit_root(start, exp.space, block_budget(start, spec, ds))
+        journal = self.journal = Journal(self.run_dir / "journal.jsonl")
+        self.resumed = bool(journal.events)
+        if not self.resumed:
+            from inr_tune.training.fit import version_stamp
+
+            journal.append(
+                "run_start",
+                options=s.to_json(),
+                experiment=exp.name,
+                dataset=self.dataset,
+                content_hash=self.content_hash,
+                version=version_stamp(),
             )
-        budget = block_budget(root, spec, ds)
+        elif (journal.last("run_start") or {}).get("content_hash") != self.content_hash:
+            raise DataError(
+                f"the dataset {self.dataset} changed since this run started (content hash differs)"
+            )
+        if extend:
+            write_options(self.run_dir, s.to_json())
+            journal.append("run_extended", blocks=s.block.blocks)
+
+    def _context(self) -> None:
+        from inr_tune.search.session import RunContext, replay_tree
+
+        s, run_dir, journal = self.settings, self.run_dir, self.journal
+        self.storage.upload_reports()
+        tree = self.tree = replay_tree(journal.events)
+        remove_temp_files(run_dir)  # half-written files of a killed run; then what it lacked
+        rebuild_configs(run_dir, tree)
+        memory_md = run_dir / "memory.md"
+        ctx = self.ctx = RunContext(
+            run_dir=run_dir,
+            journal=journal,
+            tree=tree,
+            experiment=self.exp,
+            proposer=None,  # type: ignore[arg-type]
+            parallel=s.block.parallel,
+            n_iter=s.block.iterations,
+            reward=s.search.reward,
+            memory=lambda: memory_md.read_text() if memory_md.exists() else "",
+        )
+        for e in journal.of("user_input"):  # what user_input.md set, again on --resume
+            ctx.apply_user_input(e.get("pins") or {}, e.get("settings") or {})
+            ctx._user_hash = e.get("digest", "")
+        for e in journal.of("block_end"):
+            ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
+        if self.finished:
+            self.proposer_name = "none"
+        else:
+            log = lambda event, **data: ctx.log(event, **data)  # noqa: E731
+            ctx.proposer, self.proposer_name = make_proposer(s.search, run_dir, log)
+        self.memory = expected_memory(self.ds) if self.gpus else None
+        self.gpu_bytes = cluster_gpu_memory() if self.gpus else None
+        self.reports = Reports(run_dir, f"{run_dir.name} ({self.exp.name})")
+        self.live = LiveTable(self.exp.classes, memory=self.memory)
+
+    def _banner(self) -> None:
+        if self.finished:
+            print(f"{self.run_dir} finished already: its files are rebuilt from the journal")
+            return
+        b, cpus, gpus = self.current.block, self.cpus, self.gpus
+        share = trial_resources(cpus, gpus, b.parallel)
+        each = f"{share['cpu']:g} CPU" + (f" + {share['gpu']:g} GPU" if gpus else "")
+        print(
+            f"{'resuming' if self.resumed else 'run'} {self.run_dir}: {self.exp.name}, "
+            f"{len(self.blocks())} block(s) × {b.iterations} trials, {b.parallel} at a time on "
+            f"{cpus} CPU{'s' if cpus != 1 else ''}{f' and {gpus} GPU(s)' if gpus else ''} "
+            f"({each} each); proposer {self.proposer_name}; data {self.dataset}"
+        )
+        if gpus:
+            print(
+                f"GPU memory {self.gpu_bytes / 2**30:.0f} GiB (smallest GPU): configs whose "
+                "concurrent trials do not fit are refused"
+                if self.gpu_bytes
+                else "GPU memory could not be read on the GPU nodes: no fit check before trials"
+            )
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> int:
+        self._open()
+        self._context()
+        self._banner()
+        ctx, journal = self.ctx, self.journal
+        self.ucb_c = self.settings.search.ucb_c
+        self.carried: Config | None = None
+        self.sentences: list[str] = []
+        self.windows: list[Any] = []  # (field, n_frames, Baselines) per block: baselines.csv
+        index = 1
+        while index <= len(self.blocks()):  # user_input.md may change block.blocks
+            spec = self.blocks()[index - 1]
+            ended = [e for e in journal.of("block_end") if e["block"] == index]
+            if ended:
+                self._ended_block(index, spec, ended[0])
+            else:
+                self._run_block(index, spec)
+            index += 1
+        if not self.finished:  # one run_end per run (or extension) of the block loop
+            ctx.proposer.close()
+            ctx.log("run_end", seconds=round(time.perf_counter() - self.t_start, 1))
+        self.reports.write(ctx, None, self.ucb_c, tree_png=True)
+        self.storage.upload_reports()
+        seconds = time.perf_counter() - self.t_start
+        summary(ctx, self.run_dir, seconds, self.storage, self.sentences)
+        return EXIT_OK
+
+    def _ended_block(self, index: int, spec: Any, ended: dict[str, Any]) -> None:
+        self.ucb_c = ended["next_ucb_c"]
+        best = self.tree.get(ended.get("best"))
+        self.carried = config_from_dict(best.config) if best else self.carried
+        if self.resumed:  # the kill may have come before the block's reports were written
+            start = next(e for e in self.journal.of("block_start") if e["block"] == index)
+            self.sentences.append(
+                restore_block_reports(
+                    self.run_dir,
+                    index,
+                    start,
+                    spec,
+                    self.ds,
+                    self.dataset,
+                    self.tree,
+                    self.windows,
+                    self.storage,
+                )
+            )
+
+    def _root(self, index: int, spec: Any) -> tuple[Config, float, Any]:
+        """The block's starting config, UCB constant and window ranks (from its
+        ``block_start`` line when it started before a kill)."""
+        from inr_tune.reports.ranks import load_or_compute_ranks
+        from inr_tune.search.budget import block_budget, fit_root
+
+        started = [e for e in self.journal.of("block_start") if e["block"] == index]
+        if started:
+            e = started[0]
+            return config_from_dict(e["root_config"]), e["ucb_c"], e.get("ranks")
+        ucb_c = self.ctx.overrides.get("search.ucb_c", self.ucb_c)
+        root = self.exp.root_config(
+            spec, gpu=bool(self.gpus), sets=self.sets(), carried=self.carried
+        )
+        root, shrunk = fit_root(root, self.exp.space, block_budget(root, spec, self.ds))
+        if shrunk:
+            print(f"starting config shrunk into the size budget: {', '.join(shrunk)}")
+        problem = self.ctx.check_config(root)
+        if problem:
+            raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
+        ranks = load_or_compute_ranks(self.dataset, root.data, self.content_hash)
+        self.ctx.log(
+            "block_start",
+            block=index,
+            field=spec.field,
+            n_frames=spec.n_frames,
+            root_config=root.to_dict(),
+            ucb_c=ucb_c,
+            proposer=self.proposer_name,
+            ranks=ranks,
+        )
+        return root, ucb_c, ranks
+
+    def _run_block(self, index: int, spec: Any) -> None:
+        from inr_tune.reports.pareto import block_baselines, report_fidelity
+        from inr_tune.reports.ranks import format_ranks
+        from inr_tune.search.budget import block_budget
+        from inr_tune.search.seeds import best_config
+        from inr_tune.search.session import BlockSession
+
+        ctx, tree, b = self.ctx, self.tree, self.current.block
+        # block.parallel / early_stop of user_input.md apply from a block's start
+        ctx.parallel = b.parallel
+        ctx.check_config = memory_check(self.gpus, b.parallel, self.ds, self.gpu_bytes, self.memory)
+        root, ucb_c, ranks = self._root(index, spec)
+        budget = block_budget(root, spec, self.ds)
         print(
             f"\nblock {index}: {spec.field} @ {spec.n_frames} frames, ucb_c {ucb_c:g}"
             + (f"; {format_ranks(ranks)}" if ranks else "")
         )
         print(f"  {budget.describe()}")
-        baselines = block_baselines(dataset, root, run_dir, windows)
-        live.budget = budget
-        live.header()
+        baselines = block_baselines(self.dataset, root, self.run_dir, self.windows)
+        self.live.budget = budget
+        self.live.header()
         # With Claude, a free slot is refilled while the other trials run (overlap); the
         # rule proposer waits for whole batches, so its runs are reproducible.
         session = BlockSession(
@@ -257,50 +360,44 @@ def _run(opts: dict[str, Any], run_dir: Path, resume: bool) -> int:
             spec=spec,
             root_config=root,
             ucb_c=ucb_c,
-            overlap=proposer_name.startswith("llm"),
+            overlap=self.proposer_name.startswith("llm"),
             budget=budget,
             baselines=baselines,
         )
-        reports.write(ctx, index, ucb_c)
+        self.reports.write(ctx, index, ucb_c)
         run_block_on_ray(
             session,
             ctx,
-            cpus=cpus,
-            gpus=gpus,
-            parallel=opts["parallel"],
-            dataset=dataset,
-            content_hash=content_hash,
-            live=live,
-            reports=reports,
-            storage=storage,
-            kind=exp.kind,
-            early_stop=opts.get("early_stop", "none"),
+            cpus=self.cpus,
+            gpus=self.gpus,
+            parallel=b.parallel,
+            dataset=self.dataset,
+            content_hash=self.content_hash,
+            live=self.live,
+            reports=self.reports,
+            storage=self.storage,
+            kind=self.exp.kind,
+            early_stop=b.early_stop,
         )
         if not session.done:
             raise InrTuneError(
-                f"block {index} ended with unfinished trials; run again with --out {run_dir} --resume"
+                f"block {index} ended with unfinished trials; run again with --out "
+                f"{self.run_dir} --resume"
             )
         review = session.finish()
-        reports.write(ctx, index, ucb_c, tree_png=True)
-        sentences.append(
+        self.reports.write(ctx, index, session.ucb_c, tree_png=True)
+        self.sentences.append(
             report_fidelity(
-                run_dir,
+                self.run_dir,
                 tree.block_nodes(index),
                 baselines,
                 session.budget,
                 f"block {index}",
-                tb=storage.url is None,
+                tb=self.storage.url is None,
                 tree=tree,
             )
         )
-        storage.upload_reports()
+        self.storage.upload_reports()
         top = best_config(tree, tree.block_nodes(index))  # best mean over its seeds
-        carried = config_from_dict(top.original.config) if top else carried
-        ucb_c = review.next_ucb_c
-    if not finished:  # one run_end: a resumed finished run only rebuilds its files
-        proposer.close()
-        ctx.log("run_end", seconds=round(time.perf_counter() - t_start, 1))
-    reports.write(ctx, None, ucb_c, tree_png=True)
-    storage.upload_reports()
-    summary(ctx, run_dir, time.perf_counter() - t_start, storage, sentences)
-    return EXIT_OK
+        self.carried = config_from_dict(top.original.config) if top else self.carried
+        self.ucb_c = review.next_ucb_c

@@ -38,6 +38,7 @@ from typing import Any
 __all__ = [
     "TOKEN_VAR",
     "Interrupted",
+    "handled",
     "install",
     "processes_with",
     "received",
@@ -85,6 +86,24 @@ def install() -> None:
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise)
+
+
+@contextlib.contextmanager
+def handled() -> Any:
+    """``install`` for the duration of a ``with`` block (a search run from Python, e.g. in
+    a notebook): the caller's SIGINT/SIGTERM handlers and this module's state come back
+    afterwards."""
+    global _stopping, _received
+    main = threading.current_thread() is threading.main_thread()
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    _stopping, _received = False, None
+    try:
+        install()
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        _stopping, _received = False, None
 
 
 def stopping() -> None:

@@ -90,7 +90,6 @@ def rule_session(
         tree=Tree(),
         experiment=load_experiment("mpm"),
         proposer=rule,
-        fallback=rule,
         parallel=parallel,
         n_iter=n_iter,
         reward="nines",

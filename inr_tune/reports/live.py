@@ -1,9 +1,15 @@
-"""What the block prints while trials run: one line per trial start and finish."""
+"""What the block prints while trials run: one line per trial start and finish, and a
+status of each running trial (steps done, latest R², ETA) refreshed from the trials'
+intermediate reports: a tqdm bar per trial on a terminal, a plain line per trial at most
+every ``PLAIN_EVERY_S`` seconds otherwise (a log file, a notebook's captured output)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
+
+PLAIN_EVERY_S = 30.0
 
 __all__ = ["LiveTable"]
 
@@ -26,6 +32,55 @@ class LiveTable:
         self.memory = memory
         self.budget: Any = None  # search.budget.Budget of the running block
         self.t0: dict[int, float] = {}
+        self.tty = sys.stdout.isatty()
+        self.bars: dict[int, Any] = {}  # node id → tqdm bar (terminal)
+        self.said: dict[int, float] = {}  # node id → when its last plain line was printed
+
+    def _print(self, line: str) -> None:
+        if self.bars:  # above the bars, not through them
+            from tqdm import tqdm
+
+            tqdm.write(line)
+        else:
+            print(line, flush=True)
+
+    def progress(self, node_id: int, row: dict[str, Any]) -> None:
+        """A running trial's intermediate report: ``step``, ``total_steps``, ``score``
+        (the R² it would be judged by), ``eta_s`` (runner/trainable.py)."""
+        step, total = row.get("step"), row.get("total_steps")
+        if not isinstance(step, (int, float)):
+            return
+        r2, eta = row.get("score"), row.get("eta_s")
+        r2s = f"R² {r2:.5f}" if isinstance(r2, (int, float)) and r2 == r2 else "R² -"
+        etas = f"ETA {eta / 60:.1f} min" if isinstance(eta, (int, float)) else "ETA -"
+        if self.tty:
+            from tqdm import tqdm
+
+            bar = self.bars.get(node_id)
+            if bar is None:
+                bar = self.bars[node_id] = tqdm(
+                    total=int(total) if isinstance(total, (int, float)) else None,
+                    desc=f"iter {node_id:>3}",
+                    unit="step",
+                    leave=False,
+                    dynamic_ncols=True,
+                    bar_format="{desc} {bar:20} {n_fmt}/{total_fmt} steps {postfix}",
+                )
+            bar.n = int(step)
+            bar.set_postfix_str(f"{r2s}, {etas}", refresh=True)
+            return
+        now = time.monotonic()
+        if now - self.said.get(node_id, -PLAIN_EVERY_S) < PLAIN_EVERY_S:
+            return
+        self.said[node_id] = now
+        of = f"/{int(total)}" if isinstance(total, (int, float)) else ""
+        print(f"{'':6} {node_id:>4}  step {int(step)}{of}, {r2s}, {etas}", flush=True)
+
+    def _close(self, node_id: int) -> None:
+        bar = self.bars.pop(node_id, None)
+        if bar is not None:
+            bar.close()
+        self.said.pop(node_id, None)
 
     def header(self) -> None:
         print(
@@ -43,10 +98,9 @@ class LiveTable:
         need = ""
         if self.memory is not None:
             need = f"  expects {self.memory(cfg) / 2**30:.1f} GiB"
-        print(
+        self._print(
             f"{'start':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} "
-            f"{node.strategy:<16.16} {'':9} {ratio:>7}{need}",
-            flush=True,
+            f"{node.strategy:<16.16} {'':9} {ratio:>7}{need}"
         )
 
     def done(self, node: Any) -> None:
@@ -62,8 +116,8 @@ class LiveTable:
         )
         r2s = f"{r2:.6f}" if r2 is not None else "-"
         ratio = f"{node.ratio:6.1f}×" if node.ratio is not None else "-"
-        print(
+        self._close(node.id)
+        self._print(
             f"{'done':6} {node.id:>4} {parent!s:>6}  {_fmt_mutation(node):<28.28} {node.strategy:<16.16} "
-            f"{node.status:<9} {ratio:>7} {r2s:>11}  {minutes:4.1f} min {cls}",
-            flush=True,
+            f"{node.status:<9} {ratio:>7} {r2s:>11}  {minutes:4.1f} min {cls}"
         )

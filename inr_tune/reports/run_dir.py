@@ -178,8 +178,10 @@ class Reports:
         last block started, so ucb_scores.txt is empty only at a block's start."""
         from inr_tune.reports.analysis import render_analysis
         from inr_tune.reports.memory import render_memory
+        from inr_tune.reports.results import write_results
         from inr_tune.search.tree import format_ucb_scores
 
+        write_results(self.run_dir, ctx.tree)  # one row per trial, finished or not
         records = ctx.journal.records
         classes = ctx.experiment.classes
         write_durable(
@@ -228,8 +230,8 @@ def summary(ctx: Any, run_dir: Path, seconds: float, storage: Any, sentences: li
     for line in sentences:
         print(line)
     print(
-        f"wrote: {run_dir}/analysis.md, memory.md, ucb_scores.txt, tree.png, pareto.png, "
-        "baselines.csv, journal.jsonl"
+        f"wrote: {run_dir}/results.csv, analysis.md, memory.md, ucb_scores.txt, tree.png, "
+        "pareto.png, baselines.csv, journal.jsonl"
         + (f"; trials in {trials}/trials" if trials != str(run_dir.resolve()) else ", trials/")
     )
     if storage.url:

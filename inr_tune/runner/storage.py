@@ -34,6 +34,7 @@ REPORT_FILES = (
     "memory.md",
     "ucb_scores.txt",
     "options.json",
+    "results.csv",
     "tree.png",
 )
 

@@ -58,6 +58,17 @@ def run_block_on_ray(
         reports.write(ctx, session.block, session.ucb_c)
 
     searcher = UCBTreeSearcher(session, trial_config, on_start=live.start, on_done=on_done)
+
+    class Progress(tune.Callback):
+        """Each running trial's intermediate reports go to the live display."""
+
+        def on_trial_result(
+            self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any
+        ) -> None:
+            node_id = (trial.config or {}).get("node_id")
+            if node_id is not None and "metrics_json" not in result:
+                live.progress(int(node_id), result)
+
     scheduler = None
     if early_stop == "asha":
         from ray.tune.schedulers import ASHAScheduler
@@ -92,6 +103,7 @@ def run_block_on_ray(
             # With an object store Ray's trial directories are the trials' own.
             name="trials" if remote else f"block_{session.block}",
             verbose=0,
+            callbacks=[Progress()],
             failure_config=tune.FailureConfig(max_failures=0),
             sync_config=tune.SyncConfig(sync_artifacts=remote, sync_period=60),
             **storage.ray_storage(),

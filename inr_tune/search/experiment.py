@@ -30,7 +30,7 @@ from inr_tune.config import SECTIONS, Config, apply_overrides, config_from_dict
 from inr_tune.errors import ConfigError
 from inr_tune.search.space import SearchSpace
 
-__all__ = ["BlockSpec", "Experiment", "experiments_dir", "load_experiment"]
+__all__ = ["BlockSpec", "Experiment", "experiments_dir", "load_experiment", "load_space"]
 
 KEYS = {
     "name",
@@ -73,6 +73,20 @@ def experiments_dir() -> Path:
 
 def _spaces_dir() -> Path:
     return _shipped("configs") / "spaces"
+
+
+def load_space(spec: str | Path) -> SearchSpace:
+    """The search space of ``search.space``: a YAML path, or a name under configs/spaces/
+    (``mpm``, ``flyvis``)."""
+    path = Path(str(spec))
+    if not path.suffix:
+        path = _spaces_dir() / f"{spec}.yaml"
+    if not path.is_file():
+        shipped = sorted(f.stem for f in _spaces_dir().glob("*.yaml"))
+        raise ConfigError(
+            f"search.space {spec}: no such file; give a space YAML or one of {', '.join(shipped)}"
+        )
+    return SearchSpace.from_yaml(path)
 
 
 @dataclass(frozen=True)

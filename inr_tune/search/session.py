@@ -19,7 +19,22 @@ from typing import Any
 
 from inr_tune.config import Config, parse_set, save_config
 from inr_tune.errors import ConfigError, ProposalError
-from inr_tune.reports.journal import Journal
+from inr_tune.journal import (
+    BatchAdded,
+    BlockEnd,
+    BudgetChanged,
+    Event,
+    Journal,
+    NodeAdded,
+    NodeCompleted,
+    NodeNoted,
+    NoProposal,
+    ProposalRejected,
+    ProposerRemarks,
+    ReviewFailed,
+    UserInputRefused,
+    as_records,
+)
 from inr_tune.search.budget import Budget
 from inr_tune.search.experiment import BlockSpec, Experiment
 from inr_tune.search.proposers.base import (
@@ -36,7 +51,15 @@ from inr_tune.search.space import as_config, config_key
 from inr_tune.search.tree import Node, Tree
 from inr_tune.search.verdict import judge
 
-__all__ = ["FINISHED", "BlockSession", "RunContext", "replay_tree", "unreviewed"]
+__all__ = [
+    "FINISHED",
+    "LIVE_KEYS",
+    "BlockSession",
+    "RunContext",
+    "check_setting",
+    "replay_tree",
+    "unreviewed",
+]
 
 FINISHED = "finished"
 
@@ -64,19 +87,12 @@ def baseline_metrics(baselines: Any, metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def replay_tree(events: list[dict[str, Any]]) -> Tree:
-    """Rebuild the tree from journal events (``batch_added`` holds several nodes)."""
-    tree = Tree()
-    for e in events:
-        if e["event"] == "batch_added":
-            for node in e["nodes"]:
-                tree.apply_event({"event": "node_added", "node": node})
-        else:
-            tree.apply_event(e)
-    return tree
+def replay_tree(events: list[Any]) -> Tree:
+    """Rebuild the tree from journal events (records, or lines as read)."""
+    return Tree.replay(events)
 
 
-def unreviewed(events: list[dict[str, Any]], block: int) -> list[int]:
+def unreviewed(events: list[Any], block: int) -> list[int]:
     """Nodes of ``block`` that finished but that no proposer call has seen yet (they get
     their observations at the next call), from the journal: a ``batch_added`` or
     ``no_proposal`` line lists in ``reviewed`` the finished nodes its call was shown. A
@@ -84,14 +100,13 @@ def unreviewed(events: list[dict[str, Any]], block: int) -> list[int]:
     finished: list[int] = []
     seen: set[int] = set()
     ours: set[int] = set()
-    for e in events:
-        kind = e["event"]
-        if kind == "batch_added" and e.get("block") == block:
-            ours.update(n["id"] for n in e["nodes"])
-        if kind == "node_completed" and e["node_id"] in ours:
-            finished.append(e["node_id"])
-        elif kind in ("batch_added", "no_proposal") and e.get("block") == block:
-            seen.update(e.get("reviewed", finished))
+    for e in as_records(events):
+        if isinstance(e, BatchAdded) and e.block == block:
+            ours.update(n["id"] for n in e.nodes)
+        if isinstance(e, NodeCompleted) and e.node_id in ours:
+            finished.append(e.node_id)
+        elif isinstance(e, (BatchAdded, NoProposal)) and e.block == block:
+            seen.update(finished if e.reviewed is None else e.reviewed)
     return [i for i in dict.fromkeys(finished) if i not in seen]
 
 
@@ -104,7 +119,6 @@ class RunContext:
     tree: Tree
     experiment: Experiment
     proposer: Proposer
-    fallback: Proposer
     parallel: int
     n_iter: int
     reward: str
@@ -113,17 +127,22 @@ class RunContext:
     memory: Callable[[], str] = lambda: ""
     on_event: Callable[[str, dict[str, Any]], None] = lambda name, data: None
     check_config: Callable[[Config], str | None] = lambda cfg: None  # e.g. "does not fit"
+    # search.* / block.* keys set in user_input.md (LIVE_KEYS): they change the running
+    # search from the next proposal (search.*, block.iterations) or the next block
+    overrides: dict[str, Any] = field(default_factory=dict)
     _user_hash: str = ""
 
-    def log(self, event: str, **data: Any) -> dict[str, Any]:
+    def log(self, event: str | Event, **data: Any) -> dict[str, Any]:
         record = self.journal.append(event, **data)
-        self.on_event(event, record)
+        self.on_event(record["event"], record)
         return record
 
     def read_user_input(self) -> str:
         """New text in ``user_input.md`` since the last read ('' when unchanged).
 
-        Lines ``set section.key=value`` pin that key for all later proposals.
+        Lines ``set section.key=value`` pin a data/model/training key for all later
+        proposals and blocks, or change a search/block setting of the running search
+        (``LIVE_KEYS``; the others are refused with the reason, in the journal).
         """
         path = self.run_dir / "user_input.md"
         if not path.is_file():
@@ -133,18 +152,79 @@ class RunContext:
         if not text or digest == self._user_hash:
             return ""
         self._user_hash = digest
-        pins, problems = {}, []
+        pins, settings, problems = {}, {}, []
         for line in text.splitlines():
             line = line.strip()
-            if line.lower().startswith("set "):
-                try:
-                    section, key, value = parse_set(line[4:].strip())
-                    pins[f"{section}.{key}"] = value
-                except ConfigError as err:
-                    problems.append(f"{line!r}: {err}")
-        self.pinned.update(pins)
-        self.log("user_input", text=text, digest=digest, pins=pins, problems=problems)
+            if not line.lower().startswith("set "):
+                continue
+            try:
+                section, key, value = parse_set(line[4:].strip())
+                dotted = f"{section}.{key}"
+                if section in ("search", "block"):
+                    check_setting(dotted, value)
+                    settings[dotted] = value
+                else:
+                    pins[dotted] = value
+            except ConfigError as err:
+                problems.append(f"{line!r}: {err}")
+        self.apply_user_input(pins, settings)
+        self.log(
+            "user_input",
+            text=text,
+            digest=digest,
+            pins=pins,
+            settings=settings,
+            problems=problems,
+        )
         return text
+
+    def apply_user_input(self, pins: dict[str, Any], settings: dict[str, Any]) -> None:
+        """Take in the pins and settings of one ``user_input`` (also on ``--resume``)."""
+        self.pinned.update(pins)
+        self.overrides.update(settings)
+        if "block.iterations" in settings:
+            self.n_iter = int(settings["block.iterations"])
+        if "search.reward" in settings:
+            self.reward = str(settings["search.reward"])
+        if "search.space" in settings:
+            self.experiment = with_space(self.experiment, settings["search.space"])
+
+
+# search.* / block.* keys that user_input.md may change while the search runs; the others
+# (which data, cluster, proposer) are fixed when the run starts
+LIVE_KEYS = {
+    "search.ucb_c": "from the next proposal",
+    "search.reward": "from the next proposal",
+    "search.objective": "from the next proposal",
+    "search.min_ratio": "from the next proposal",
+    "search.seed_reruns": "from the block's seed-rerun round",
+    "search.space": "from the next proposal",
+    "block.iterations": "in the running block",
+    "block.blocks": "after the running block",
+    "block.parallel": "from the next block",
+    "block.early_stop": "from the next block",
+}
+
+
+def check_setting(dotted: str, value: Any) -> None:
+    """Refuse (ConfigError) a search/block key user_input.md cannot change, or a bad value."""
+    if dotted not in LIVE_KEYS:
+        raise ConfigError(
+            f"{dotted} is fixed when the run starts (start a new run with --set {dotted}=…); "
+            f"user_input.md may set {', '.join(LIVE_KEYS)}"
+        )
+    section, key = dotted.split(".")
+    Config().replace(**{section: {key: value}})  # type and range: one line when bad
+    if dotted == "search.space":
+        with_space(None, value)
+
+
+def with_space(experiment: Any, path: Any) -> Any:
+    """``experiment`` searching the space YAML at ``path`` (None: the check only)."""
+    from inr_tune.search.experiment import load_space
+
+    space = load_space(path)
+    return None if experiment is None else dataclasses.replace(experiment, space=space)
 
 
 class BlockSession:
@@ -213,13 +293,18 @@ class BlockSession:
             problem = self.budget.check(cfg)
         return problem
 
-    def _apply_user_budget(self) -> None:
-        """``set search.min_ratio=…`` / ``set search.objective=…`` in user_input.md."""
+    def _apply_overrides(self) -> None:
+        """The search settings of user_input.md (``ctx.overrides``) that act within a
+        block: ``search.ucb_c`` and the size budget (``search.min_ratio``/``objective``)."""
+        over = self.ctx.overrides
+        if "search.ucb_c" in over and over["search.ucb_c"] != self.ucb_c:
+            self.ucb_c = float(over["search.ucb_c"])
+            self.ctx.log("ucb_c_changed", block=self.block, ucb_c=self.ucb_c)
         if self.budget is None:
             return
         changes = {
             k.split(".")[1]: v
-            for k, v in self.ctx.pinned.items()
+            for k, v in over.items()
             if k in ("search.min_ratio", "search.objective")
         }
         if not changes:
@@ -227,14 +312,14 @@ class BlockSession:
         try:
             checked = self.root_config.replace(search=changes).search
         except ConfigError as err:
-            self.ctx.log("user_input_refused", block=self.block, error=str(err))
+            self.ctx.log(UserInputRefused(block=self.block, error=str(err)))
             return
         new = dataclasses.replace(
             self.budget, objective=checked.objective, min_ratio=checked.min_ratio
         )
         if new != self.budget:
             self.budget = new
-            self.ctx.log("budget_changed", block=self.block, budget=new.describe())
+            self.ctx.log(BudgetChanged(block=self.block, budget=new.describe()))
 
     def state(self, finished: list[int]) -> SearchState:
         exp = self.ctx.experiment
@@ -307,7 +392,9 @@ class BlockSession:
     def _reserved(self) -> int:
         """Slots kept for seed reruns: ``search.seed_reruns``, or 0 when the space has no
         seed or the block is too small to have a batch of proposals before them."""
-        want = self.root_config.search.seed_reruns
+        want = int(
+            self.ctx.overrides.get("search.seed_reruns", self.root_config.search.seed_reruns)
+        )
         if self.ctx.experiment.space.seed_param() is None:
             return 0
         return want if self.ctx.n_iter - want >= self.ctx.parallel else 0
@@ -355,7 +442,7 @@ class BlockSession:
         new_text = self.ctx.read_user_input()
         if new_text:
             self.user_text = new_text
-            self._apply_user_budget()
+        self._apply_overrides()
         finished, self._finished_since = self._finished_since, []
         return self.state(finished), n_slots, new_text
 
@@ -370,7 +457,7 @@ class BlockSession:
         state = SearchState(**{**state.__dict__, "tree": self.tree})  # validate on the live tree
         self._record_notes(batch.notes)
         if batch.remarks:
-            self.ctx.log("proposer_remarks", block=self.block, remarks=list(batch.remarks))
+            self.ctx.log(ProposerRemarks(block=self.block, remarks=list(batch.remarks)))
         accepted = list(reruns or [])  # already checked (the seed-rerun round)
         accepted += self._accept(
             state,
@@ -378,19 +465,23 @@ class BlockSession:
             self.ctx.proposer.name,
             taken_from=accepted,
         )
-        if len(accepted) < n_slots:  # a proposer that returned too few or invalid ones
-            more = self.ctx.fallback.propose(
-                self._with_pending(state, accepted), n_slots - len(accepted)
-            )
+        if len(accepted) < n_slots:  # too few, or some invalid on the live tree: refill once
+            proposer = self.ctx.proposer
+            refill = getattr(proposer, "refill", proposer.propose)  # LLM: its rule fallback
+            more = refill(self._with_pending(state, accepted), n_slots - len(accepted))
             accepted += self._accept(
-                state, more.proposals, self.ctx.fallback.name, taken_from=accepted
+                state,
+                more.proposals,
+                getattr(proposer, "refill_name", proposer.name),
+                taken_from=accepted,
             )
         if not accepted:
             self.ctx.log(
-                "no_proposal",
-                block=self.block,
-                reason="no valid proposal for a free slot",
-                reviewed=sorted(state.finished),
+                NoProposal(
+                    block=self.block,
+                    reason="no valid proposal for a free slot",
+                    reviewed=sorted(state.finished),
+                )
             )
             if not self.running():  # nothing left to try and nothing running: end the block
                 self.exhausted = True
@@ -412,16 +503,15 @@ class BlockSession:
             )
         # One journal line for the whole batch: a crash never leaves half a batch.
         self.ctx.log(
-            "batch_added",
-            block=self.block,
-            nodes=nodes,
-            user_input=bool(new_text),
-            reviewed=sorted(state.finished),
+            BatchAdded(
+                block=self.block,
+                nodes=nodes,
+                user_input=bool(new_text),
+                reviewed=sorted(state.finished),
+            )
         )
         for raw in nodes:
-            node = (
-                self.tree.apply_event({"event": "node_added", "node": raw}) or self.tree[raw["id"]]
-            )
+            node = self.tree.apply_event(NodeAdded(node=raw)) or self.tree[raw["id"]]
             save_config(
                 as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml"
             )
@@ -451,13 +541,14 @@ class BlockSession:
                 child, changes = check_proposal(state, p, taken=taken)
             except ProposalError as err:
                 self.ctx.log(
-                    "proposal_rejected",
-                    block=self.block,
-                    source=source,
-                    error=str(err),
-                    parent=p.parent,
-                    mutation=p.mutation,
-                    strategy=p.strategy,
+                    ProposalRejected(
+                        block=self.block,
+                        source=source,
+                        error=str(err),
+                        parent=p.parent,
+                        mutation=p.mutation,
+                        strategy=p.strategy,
+                    )
                 )
                 continue
             taken[config_key(child)] = -1
@@ -470,7 +561,7 @@ class BlockSession:
             if node is None or node.pending:
                 continue
             self.ctx.log(
-                "node_noted", node_id=node.id, observation=note.observation, visual=note.visual
+                NodeNoted(node_id=node.id, observation=note.observation, visual=note.visual)
             )
             self.tree.note(node.id, observation=note.observation, visual=note.visual)
 
@@ -479,11 +570,11 @@ class BlockSession:
     ) -> Node:
         """Record a trial's result (beside the baselines at its ratio) and its verdict."""
         metrics = {**metrics, **baseline_metrics(self.baselines, metrics)}
-        self.ctx.log("node_completed", node_id=node_id, status=status, metrics=metrics, error=error)
+        self.ctx.log(NodeCompleted(node_id=node_id, status=status, metrics=metrics, error=error))
         node = self.tree.complete(node_id, status, metrics, error)
         scores = self.tree.ucb_scores(self.block, self.ucb_c, self.reward)
         next_parent = scores[0].node.id if scores else None
-        self.ctx.log("node_noted", node_id=node_id, next_parent=next_parent)
+        self.ctx.log(NodeNoted(node_id=node_id, next_parent=next_parent))
         self._launched.discard(node_id)
         self._finished_since.append(node_id)
         return node
@@ -495,7 +586,7 @@ class BlockSession:
             if node.pending or node.verdict is not None:
                 continue
             v = judge(self.tree, node.id)
-            self.ctx.log("node_noted", node_id=node.id, verdict=v.word, basis=v.basis)
+            self.ctx.log(NodeNoted(node_id=node.id, verdict=v.word, basis=v.basis))
             self.tree.note(node.id, verdict=v.word, basis=v.basis)
 
     def finish(self) -> BlockReview:
@@ -511,22 +602,23 @@ class BlockSession:
         try:
             review = self.ctx.proposer.review_block(state)
         except Exception as err:  # a proposer bug must not lose the block
-            self.ctx.log("review_failed", block=self.block, error=f"{type(err).__name__}: {err}")
-            review = self.ctx.fallback.review_block(state)
+            self.ctx.log(ReviewFailed(block=self.block, error=f"{type(err).__name__}: {err}"))
+            review = Proposer.review_block(self.ctx.proposer, state)  # the computed one
         review.next_ucb_c = min(3.0, max(0.5, float(review.next_ucb_c)))
         top = best_config(self.tree, self.nodes())
         best = top.original if top is not None else None
         self.ctx.log(
-            "block_end",
-            block=self.block,
-            field=self.spec.field,
-            n_frames=self.spec.n_frames,
-            best=best.id if best else None,
-            summary=review.summary,
-            principles=review.principles,
-            open_questions=review.open_questions,
-            next_ucb_c=review.next_ucb_c,
-            new_rules=review.new_rules,
+            BlockEnd(
+                block=self.block,
+                field=self.spec.field,
+                n_frames=self.spec.n_frames,
+                best=best.id if best else None,
+                summary=review.summary,
+                principles=review.principles,
+                open_questions=review.open_questions,
+                next_ucb_c=review.next_ucb_c,
+                new_rules=review.new_rules,
+            )
         )
         for rule in review.new_rules:
             if rule not in self.ctx.rules:

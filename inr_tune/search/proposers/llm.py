@@ -130,6 +130,15 @@ class LLMProposer(Proposer):
             reason = f"proposer error: {type(err).__name__}: {err}"
             return self._fallback.batch(state, n_slots, reason)
 
+    def refill(self, state: SearchState, n_slots: int) -> ProposalBatch:
+        """Slots the session could not fill from ``propose`` (proposals refused on the live
+        tree): the fallback's, without another model call."""
+        return self._fallback.batch(state, n_slots, "refill: proposals refused on the live tree")
+
+    @property
+    def refill_name(self) -> str:
+        return self.fallback.name
+
     def review_block(self, state: SearchState) -> BlockReview:
         """The model's review; the fallback's when the call or its answer fails."""
         try:
