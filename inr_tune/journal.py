@@ -38,6 +38,7 @@ __all__ = [
     "EVENTS",
     "BatchAdded",
     "BlockEnd",
+    "BlockSkipped",
     "BlockStart",
     "BudgetChanged",
     "Event",
@@ -299,6 +300,15 @@ class BlockEnd(Event):
 
 
 @dataclass(kw_only=True)
+class BlockSkipped(Event):
+    """A block (added through user_input.md) that the dataset cannot give: not run."""
+
+    name: ClassVar[str] = "block_skipped"
+    block: int | None = None
+    reason: str = ""
+
+
+@dataclass(kw_only=True)
 class RunEnd(Event):
     name: ClassVar[str] = "run_end"
     seconds: float | None = None
@@ -360,6 +370,7 @@ EVENTS: dict[str, type[Event]] = {
         NodeNoted,
         ReviewFailed,
         BlockEnd,
+        BlockSkipped,
         RunEnd,
         RunExtended,
         LLMCall,

@@ -20,6 +20,7 @@ from inr_tune.journal import (
     EVENTS,
     BatchAdded,
     BlockEnd,
+    BlockSkipped,
     BlockStart,
     BudgetChanged,
     Event,
@@ -116,6 +117,7 @@ PAIRS: list[tuple[Event, str, dict[str, Any]]] = [
         {"block": 1, "field": "F", "n_frames": 24, "best": 1, "summary": "s"}
         | {"principles": [], "open_questions": [], "next_ucb_c": 1.0, "new_rules": []},
     ),
+    (BlockSkipped(block=2, reason="r"), "block_skipped", {"block": 2, "reason": "r"}),
     (RunEnd(seconds=1.5), "run_end", {"seconds": 1.5}),
     (RunExtended(blocks=3), "run_extended", {"blocks": 3}),
     (

@@ -32,6 +32,8 @@ from inr_tune.journal import (
     ProposalRejected,
     ProposerRemarks,
     ReviewFailed,
+    UcbCChanged,
+    UserInput,
     UserInputRefused,
     as_records,
 )
@@ -169,12 +171,7 @@ class RunContext:
                 problems.append(f"{line!r}: {err}")
         self.apply_user_input(pins, settings)
         self.log(
-            "user_input",
-            text=text,
-            digest=digest,
-            pins=pins,
-            settings=settings,
-            problems=problems,
+            UserInput(text=text, digest=digest, pins=pins, settings=settings, problems=problems)
         )
         return text
 
@@ -299,7 +296,7 @@ class BlockSession:
         over = self.ctx.overrides
         if "search.ucb_c" in over and over["search.ucb_c"] != self.ucb_c:
             self.ucb_c = float(over["search.ucb_c"])
-            self.ctx.log("ucb_c_changed", block=self.block, ucb_c=self.ucb_c)
+            self.ctx.log(UcbCChanged(block=self.block, ucb_c=self.ucb_c))
         if self.budget is None:
             return
         changes = {
