@@ -159,12 +159,9 @@ class SearchRun:
                 f"{self.dataset} is a {ds.kind} dataset; experiment {exp.name} needs {exp.kind}"
             )
         for b in exp.blocks_from(s.block.field, s.block.frames, s.block.blocks):
-            ds.check_field(b.field)
-            if b.n_frames > ds.n_frames:
-                raise DataError(
-                    f"block {b.field}@{b.n_frames} needs {b.n_frames} frames but {self.dataset} "
-                    f"has {ds.n_frames}; generate a longer dataset and pass --set data.path=PATH"
-                )
+            problem = self._window_problem(b)
+            if problem:
+                raise DataError(problem)
         self.content_hash = ds.content_hash()
         self.storage = resolve_storage(s.block.storage, self.run_dir)
         self.cpus, self.gpus = (0, 0) if self.finished else init_ray(s.block.address)
@@ -194,6 +191,20 @@ class SearchRun:
             write_options(self.run_dir, s.to_json())
             journal.append("run_extended", blocks=s.block.blocks)
 
+    def _window_problem(self, spec: Any) -> str | None:
+        """Why the dataset cannot give block ``spec``'s window, or None."""
+        try:
+            self.ds.check_field(spec.field)
+        except DataError as err:
+            return str(err)
+        if spec.n_frames > self.ds.n_frames:
+            return (
+                f"block {spec.field}@{spec.n_frames} needs {spec.n_frames} frames but "
+                f"{self.dataset} has {self.ds.n_frames}; generate a longer dataset and pass "
+                "--set data.path=PATH"
+            )
+        return None
+
     def _context(self) -> None:
         from inr_tune.search.session import RunContext, replay_tree
 
@@ -214,7 +225,10 @@ class SearchRun:
             reward=s.search.reward,
             memory=lambda: memory_md.read_text() if memory_md.exists() else "",
         )
-        for e in journal.of("user_input"):  # what user_input.md set, again on --resume
+        for e in journal.of("user_input", "run_extended"):  # again on --resume, in order
+            if e["event"] == "run_extended":  # --resume --blocks N outranks user_input.md
+                ctx.overrides["block.blocks"] = e["blocks"]
+                continue
             ctx.apply_user_input(e.get("pins") or {}, e.get("settings") or {})
             ctx._user_hash = e.get("digest", "")
         for e in journal.of("block_end"):
@@ -266,6 +280,10 @@ class SearchRun:
             ended = [e for e in journal.of("block_end") if e["block"] == index]
             if ended:
                 self._ended_block(index, spec, ended[0])
+            elif problem := self._window_problem(spec):  # a block user_input.md added
+                print(f"block {index} not run: {problem}")
+                ctx.log("block_skipped", block=index, reason=problem)
+                break
             else:
                 self._run_block(index, spec)
             index += 1
