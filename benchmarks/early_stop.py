@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inr_tune.reports.journal import read_events
+from inr_tune.journal import read_events
 
 
 def run_block(out: Path, iterations: int, steps: int, early: str) -> dict[str, float]:

@@ -218,7 +218,7 @@ def _last_line(path: Path) -> str:
 
 def finished_run(out: Path) -> bool:
     """True when ``out`` holds a run whose journal has its ``run_end`` event."""
-    from inr_tune.reports.journal import read_events
+    from inr_tune.journal import read_events
 
     try:
         return any(e["event"] == "run_end" for e in read_events(out / "journal.jsonl"))
@@ -230,7 +230,7 @@ def finished_run(out: Path) -> bool:
 def read_row(out: Path, field: str, frames: int, budget: float) -> dict[str, Any]:
     """The row of a finished run: best INR in the budget and the baselines at its ratio."""
     from inr_tune.baselines import load_or_compute, nines
-    from inr_tune.reports.journal import read_events
+    from inr_tune.journal import read_events
     from inr_tune.reports.pareto import baseline_at, best_in_budget, reads_positions
     from inr_tune.search.session import replay_tree
 

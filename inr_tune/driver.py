@@ -22,6 +22,17 @@ from inr_tune import signals
 from inr_tune.cli import EXIT_OK
 from inr_tune.config import Config, config_from_dict
 from inr_tune.errors import ConfigError, DataError, InrTuneError
+from inr_tune.journal import (
+    BlockEnd,
+    BlockSkipped,
+    BlockStart,
+    Journal,
+    RunEnd,
+    RunExtended,
+    RunStart,
+    UserInput,
+    read_records,
+)
 from inr_tune.reports.live import LiveTable
 from inr_tune.reports.run_dir import (
     Reports,
@@ -74,16 +85,15 @@ def make_proposer(search: Any, run_dir: Path, log: Any) -> tuple[Any, str]:
     return llm, f"llm ({search.llm_model})"
 
 
-def run_finished(events: list[dict[str, Any]]) -> bool:
+def run_finished(records: list[Any]) -> bool:
     """True when the journal's last ``run_end`` comes after its last ``run_extended``."""
-    kinds = [e["event"] for e in events]
-    end = max((i for i, k in enumerate(kinds) if k == "run_end"), default=-1)
-    more = max((i for i, k in enumerate(kinds) if k == "run_extended"), default=-1)
+    end = max((i for i, r in enumerate(records) if isinstance(r, RunEnd)), default=-1)
+    more = max((i for i, r in enumerate(records) if isinstance(r, RunExtended)), default=-1)
     return end > more
 
 
-def finished_blocks(events: list[dict[str, Any]]) -> int:
-    return len({e["block"] for e in events if e["event"] == "block_end"})
+def finished_blocks(records: list[Any]) -> int:
+    return len({r.block for r in records if isinstance(r, BlockEnd)})
 
 
 def execute(settings: Settings, run_dir: Path, resume: bool) -> int:
@@ -137,14 +147,13 @@ class SearchRun:
     def _open(self) -> None:
         from inr_tune.data.defaults import ensure_default_dataset
         from inr_tune.data.store import open_dataset
-        from inr_tune.journal import Journal, read_events
         from inr_tune.runner.storage import resolve_storage
         from inr_tune.search.budget import block_budget, fit_root
         from inr_tune.search.experiment import load_experiment
         from inr_tune.search.session import with_space
 
         s = self.settings
-        events = read_events(self.run_dir / "journal.jsonl") if self.resume else []
+        events = read_records(self.run_dir / "journal.jsonl") if self.resume else []
         extend = self.resume and run_finished(events) and finished_blocks(events) < s.block.blocks
         self.finished = self.resume and run_finished(events) and not extend
         exp = load_experiment(s.block.experiment)
@@ -176,20 +185,21 @@ class SearchRun:
             from inr_tune.training.fit import version_stamp
 
             journal.append(
-                "run_start",
-                options=s.to_json(),
-                experiment=exp.name,
-                dataset=self.dataset,
-                content_hash=self.content_hash,
-                version=version_stamp(),
+                RunStart(
+                    options=s.to_json(),
+                    experiment=exp.name,
+                    dataset=self.dataset,
+                    content_hash=self.content_hash,
+                    version=version_stamp(),
+                )
             )
-        elif (journal.last("run_start") or {}).get("content_hash") != self.content_hash:
+        elif getattr(journal.latest(RunStart), "content_hash", None) != self.content_hash:
             raise DataError(
                 f"the dataset {self.dataset} changed since this run started (content hash differs)"
             )
         if extend:
             write_options(self.run_dir, s.to_json())
-            journal.append("run_extended", blocks=s.block.blocks)
+            journal.append(RunExtended(blocks=s.block.blocks))
 
     def _window_problem(self, spec: Any) -> str | None:
         """Why the dataset cannot give block ``spec``'s window, or None."""
@@ -225,14 +235,14 @@ class SearchRun:
             reward=s.search.reward,
             memory=lambda: memory_md.read_text() if memory_md.exists() else "",
         )
-        for e in journal.of("user_input", "run_extended"):  # again on --resume, in order
-            if e["event"] == "run_extended":  # --resume --blocks N outranks user_input.md
-                ctx.overrides["block.blocks"] = e["blocks"]
-                continue
-            ctx.apply_user_input(e.get("pins") or {}, e.get("settings") or {})
-            ctx._user_hash = e.get("digest", "")
-        for e in journal.of("block_end"):
-            ctx.rules += [r for r in e.get("new_rules") or [] if r not in ctx.rules]
+        for r in journal.records:  # what user_input.md set, again on --resume, in order
+            if isinstance(r, RunExtended):  # --resume --blocks N outranks user_input.md
+                ctx.overrides["block.blocks"] = r.blocks
+            elif isinstance(r, UserInput):
+                ctx.apply_user_input(r.pins, r.settings)
+                ctx._user_hash = r.digest
+        for end in journal.select(BlockEnd):
+            ctx.rules += [rule for rule in end.new_rules if rule not in ctx.rules]
         if self.finished:
             self.proposer_name = "none"
         else:
@@ -277,31 +287,31 @@ class SearchRun:
         index = 1
         while index <= len(self.blocks()):  # user_input.md may change block.blocks
             spec = self.blocks()[index - 1]
-            ended = [e for e in journal.of("block_end") if e["block"] == index]
+            ended = [e for e in journal.select(BlockEnd) if e.block == index]
             if ended:
                 self._ended_block(index, spec, ended[0])
             elif problem := self._window_problem(spec):  # a block user_input.md added
                 print(f"block {index} not run: {problem}")
-                ctx.log("block_skipped", block=index, reason=problem)
+                ctx.log(BlockSkipped(block=index, reason=problem))
                 break
             else:
                 self._run_block(index, spec)
             index += 1
         if not self.finished:  # one run_end per run (or extension) of the block loop
             ctx.proposer.close()
-            ctx.log("run_end", seconds=round(time.perf_counter() - self.t_start, 1))
+            ctx.log(RunEnd(seconds=round(time.perf_counter() - self.t_start, 1)))
         self.reports.write(ctx, None, self.ucb_c, tree_png=True)
         self.storage.upload_reports()
         seconds = time.perf_counter() - self.t_start
         summary(ctx, self.run_dir, seconds, self.storage, self.sentences)
         return EXIT_OK
 
-    def _ended_block(self, index: int, spec: Any, ended: dict[str, Any]) -> None:
-        self.ucb_c = ended["next_ucb_c"]
-        best = self.tree.get(ended.get("best"))
+    def _ended_block(self, index: int, spec: Any, ended: BlockEnd) -> None:
+        self.ucb_c = ended.next_ucb_c if ended.next_ucb_c is not None else self.ucb_c
+        best = self.tree.get(ended.best)
         self.carried = config_from_dict(best.config) if best else self.carried
         if self.resumed:  # the kill may have come before the block's reports were written
-            start = next(e for e in self.journal.of("block_start") if e["block"] == index)
+            start = next(e for e in self.journal.select(BlockStart) if e.block == index)
             self.sentences.append(
                 restore_block_reports(
                     self.run_dir,
@@ -322,10 +332,10 @@ class SearchRun:
         from inr_tune.reports.ranks import load_or_compute_ranks
         from inr_tune.search.budget import block_budget, fit_root
 
-        started = [e for e in self.journal.of("block_start") if e["block"] == index]
+        started = [e for e in self.journal.select(BlockStart) if e.block == index]
         if started:
             e = started[0]
-            return config_from_dict(e["root_config"]), e["ucb_c"], e.get("ranks")
+            return config_from_dict(e.root_config), float(e.ucb_c or self.ucb_c), e.ranks
         ucb_c = self.ctx.overrides.get("search.ucb_c", self.ucb_c)
         root = self.exp.root_config(
             spec, gpu=bool(self.gpus), sets=self.sets(), carried=self.carried
@@ -338,14 +348,15 @@ class SearchRun:
             raise ConfigError(f"block {spec.field}@{spec.n_frames}: {problem}")
         ranks = load_or_compute_ranks(self.dataset, root.data, self.content_hash)
         self.ctx.log(
-            "block_start",
-            block=index,
-            field=spec.field,
-            n_frames=spec.n_frames,
-            root_config=root.to_dict(),
-            ucb_c=ucb_c,
-            proposer=self.proposer_name,
-            ranks=ranks,
+            BlockStart(
+                block=index,
+                field=spec.field,
+                n_frames=spec.n_frames,
+                root_config=root.to_dict(),
+                ucb_c=ucb_c,
+                proposer=self.proposer_name,
+                ranks=ranks,
+            )
         )
         return root, ucb_c, ranks
 

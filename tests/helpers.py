@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from inr_tune.data.store import DatasetWriter, FrameArray
-from inr_tune.reports.journal import read_events
+from inr_tune.journal import read_events
 
 MPM_COMPONENTS = {
     "F": ["F00", "F01", "F10", "F11"],
@@ -77,7 +77,7 @@ def rule_session(
     run_dir: Path, root: Any, *, n_iter: int, parallel: int, budget: Any = None
 ) -> Any:
     """A BlockSession of F@24 on the mpm experiment with the rule proposer (no Ray)."""
-    from inr_tune.reports.journal import Journal
+    from inr_tune.journal import Journal
     from inr_tune.search.experiment import BlockSpec, load_experiment
     from inr_tune.search.proposers import RuleProposer
     from inr_tune.search.session import BlockSession, RunContext

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from inr_tune.config import load_config
-from inr_tune.reports.journal import Journal, read_events
+from inr_tune.journal import Journal, read_events
 from inr_tune.runner.searcher import UCBTreeSearcher
 from inr_tune.search.session import FINISHED, BlockSession, replay_tree
 from tests.helpers import TINY, block_args, completed, rule_session, run_block, write_synthetic_mpm

@@ -143,7 +143,7 @@ def test_the_sentence_says_ahead_or_behind_plainly() -> None:
 
 def test_user_input_changes_the_budget_of_a_running_block(tmp_path) -> None:
     """``set search.min_ratio=…`` in user_input.md: the next batch obeys the new budget."""
-    from inr_tune.reports.journal import read_events
+    from inr_tune.journal import read_events
     from tests.helpers import rule_session
 
     root = load_config(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from inr_tune.config import load_config
-from inr_tune.reports.journal import Journal
+from inr_tune.journal import Journal
 from inr_tune.reports.run_dir import Reports
 from inr_tune.runner.searcher import UCBTreeSearcher
 from inr_tune.search.tree import format_ucb_scores
