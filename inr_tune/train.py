@@ -52,19 +52,20 @@ def main(argv: list[str] | None = None) -> int:
 
     from inr_tune.training.fit import run_trial
 
-    m = run_trial(cfg, out, progress=not args.quiet)
+    r = run_trial(cfg, out, progress=not args.quiet)
     where = f"wrote {out}/ (metrics.json, field.png, checkpoint.ckpt, tb/)"
-    if m["status"] == "failed":
-        print(f"failed after {m['steps_done']} steps: {m['error']}; {where}", file=sys.stderr)
+    if r.status == "failed":
+        print(f"failed after {r.steps_done} steps: {r.error}; {where}", file=sys.stderr)
         return EXIT_INTERNAL
-    if m["status"] == "diverged":
-        print(f"diverged: {m['error']}; {where}")
+    if r.status == "diverged":
+        print(f"diverged: {r.error}; {where}")
         return EXIT_OK
-    cut = " (cut by training.max_minutes)" if m["budget_cut"] else ""
+    m = r.metrics
+    cut = " (cut by training.max_minutes)" if r.budget_cut else ""
     print(
         f"{cfg.data.field} {cfg.model.inr_type} {cfg.model.hidden_dim}×{cfg.model.n_layers}: "
         f"R²={m['final_r2']:.6f} kinograph R²={m['kinograph_R2']:.5f} SSIM={m['kinograph_SSIM']:.4f} "
-        f"MSE={m['final_mse']:.4g} in {m['training_time']:.1f} s, {m['steps_done']} steps{cut}; {where}"
+        f"MSE={m['final_mse']:.4g} in {r.training_time:.1f} s, {r.steps_done} steps{cut}; {where}"
     )
     print(f"compare runs: tensorboard --logdir {out.parent}")
     return EXIT_OK

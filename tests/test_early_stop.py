@@ -43,12 +43,12 @@ def test_periodic_evaluation_scores_all_held_out_frames(dataset: Path) -> None:
     """holdout_r2 of a periodic evaluation is over exactly the held-out frames (all of
     them, also those the ≤ max_frames sample misses), the frames a finished node is
     scored on; final_r2 stays on the sample."""
-    from inr_tune.training.callbacks import MetricsEvaluator
+    from inr_tune.training.evaluation import quick_eval
 
     module = _module(dataset)
     held = module.holdout_idx
     assert held.tolist() == [5, 15, 25, 35]
-    row = MetricsEvaluator(10, max_frames=4).quick_eval(module)  # sample: 0, 13, 26, 39
+    row = quick_eval(module, max_frames=4)  # sample: 0, 13, 26, 39
     assert row["holdout_r2"] == pytest.approx(
         M.final_r2(module.predict(held), module.target(held)), rel=1e-6
     )
@@ -56,7 +56,7 @@ def test_periodic_evaluation_scores_all_held_out_frames(dataset: Path) -> None:
     assert row["final_r2"] == pytest.approx(
         M.final_r2(module.predict(sample), module.target(sample)), rel=1e-6
     )
-    none = MetricsEvaluator(10).quick_eval(_module(dataset, "data.holdout=0"))
+    none = quick_eval(_module(dataset, "data.holdout=0"))
     assert none["holdout_r2"] is None and np.isfinite(none["final_r2"])
 
 
@@ -100,12 +100,13 @@ def test_trainable_reports_held_out_r2_and_leaves_the_end_to_the_final_report(
     the size, and never the run's last step; the final report carries everything."""
     from ray import tune
 
-    from inr_tune.runner.trainable import train_node
     from inr_tune.runner import trainable
+    from inr_tune.runner.trainable import train_node
 
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr(tune, "report", lambda values, **kw: reports.append(values))
     monkeypatch.setattr(trainable, "_placement", lambda: (None, None))  # no Ray started
+    monkeypatch.setattr(trainable, "PROGRESS_EVERY_S", 1e6)  # evaluations' rows only
     cfg = load_config(None, [*TINY, f"data.path={dataset}"])
     train_node(
         {"cfg": cfg.to_dict(), "out_dir": str(tmp_path), "dataset": str(dataset), "node_id": 1}
@@ -121,3 +122,178 @@ def test_trainable_reports_held_out_r2_and_leaves_the_end_to_the_final_report(
     assert final["score"] == metrics["holdout_r2"] and metrics["holdout_frames"] == 4
     status, node_metrics, _ = result_to_outcome(rows[-1], error=False)  # if stopped there
     assert status == "early_stopped" and node_metrics["holdout_r2"] == rows[-1]["holdout_r2"]
+
+
+def _trainable_rows(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> list[dict[str, Any]]:
+    """What ``train_node`` reports for TINY (96 steps, 16 a call, evaluations at 32 and
+    64), with a light progress row after every call between evaluations."""
+    from ray import tune
+
+    from inr_tune.runner import trainable
+
+    reports: list[dict[str, Any]] = []
+    monkeypatch.setattr(tune, "report", lambda values, **kw: reports.append(values))
+    monkeypatch.setattr(trainable, "_placement", lambda: (None, None))
+    monkeypatch.setattr(trainable, "PROGRESS_EVERY_S", 1e-9)
+    cfg = load_config(None, [*TINY, f"data.path={dataset}"])
+    trainable.train_node(
+        {"cfg": cfg.to_dict(), "out_dir": str(tmp_path), "dataset": str(dataset), "node_id": 1}
+    )
+    return reports
+
+
+def test_progress_rows_carry_what_a_live_display_needs(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    *rows, final = _trainable_rows(dataset, tmp_path, monkeypatch)
+    assert [r["steps_done"] for r in rows] == [16, 32, 48, 64, 80]
+    assert [r["step"] for r in rows] == [0, 32, 32, 64, 64]  # the latest evaluation's
+    for r in rows:
+        assert {"score", "final_r2", "loss", "elapsed_s", "eta_s", "compression_ratio"} <= set(r)
+        assert r["total_steps"] == 96 and r["elapsed_s"] > 0
+        rate = r["steps_done"] / r["elapsed_s"]
+        assert r["eta_s"] == pytest.approx((96 - r["steps_done"]) / rate, rel=1e-6)
+    assert np.isnan(rows[0]["score"]) and np.isnan(rows[0]["final_r2"])  # none evaluated yet
+    assert rows[2]["score"] == rows[1]["score"] and rows[4]["score"] == rows[3]["score"]
+    assert "holdout_r2" in rows[1] and "holdout_r2" not in rows[2]  # light rows are lean
+    assert [r["elapsed_s"] for r in rows] == sorted(r["elapsed_s"] for r in rows)
+    assert final["steps_done"] == final["step"] == final["total_steps"] == 96
+    assert final["eta_s"] == 0.0 and final["elapsed_s"] > rows[-1]["elapsed_s"]
+    # with a report, a snapshot at the first evaluation (a stop later keeps its panel)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    assert [e.step for e in acc.Images("field_panel")] == [32, 96]
+
+
+def test_light_rows_do_not_change_ashas_decisions(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASHA keyed on (step, score): a light row repeats the last evaluation's pair, so a
+    trial's rung records are the same with or without them (and a row before the first
+    evaluation, step 0, reaches no rung)."""
+    from types import SimpleNamespace
+
+    from ray.tune.schedulers import ASHAScheduler
+
+    *rows, _ = _trainable_rows(dataset, tmp_path, monkeypatch)
+
+    def rungs(feed: list[dict[str, Any]]) -> list[tuple[int, dict[str, float]]]:
+        asha = ASHAScheduler(
+            time_attr="step",
+            metric="score",
+            mode="max",
+            max_t=960,
+            grace_period=32,
+            reduction_factor=2,
+        )  # as runner/tuner.py sets it: rungs at 32, 64, 128, …
+        first, other = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+        for trial in (first, other):
+            asha.on_trial_add(None, trial)
+        # a rival that reached every rung first with a higher score: this trial is cut
+        assert asha.on_trial_result(None, first, {"step": 64, "score": 2.0}) == "CONTINUE"
+        assert asha.on_trial_result(None, first, {"step": 32, "score": 2.0}) == "CONTINUE"
+        decisions = [asha.on_trial_result(None, other, r) for r in feed]
+        bracket = asha._trial_info["b"]
+        return decisions, [(m, dict(rec)) for m, rec in bracket._rungs]
+
+    evals = [r for r in rows if r["step"] == r["steps_done"]]
+    with_light, only_evals = rungs(rows), rungs(evals)
+    assert with_light[1] == only_evals[1]
+    assert with_light[0] == ["CONTINUE", "STOP", "CONTINUE", "STOP", "CONTINUE"]
+
+
+def _hparams_status(tb_dir: Path) -> str | None:
+    """The ``status`` hyper-parameter of the HParams session in the TensorBoard run."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    acc = EventAccumulator(str(tb_dir))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams").get("_hparams_/session_start_info")
+    if content is None:
+        return None
+    start = HParamsPluginData.FromString(content).session_start_info
+    return start.hparams["status"].string_value
+
+
+class _Sequence:
+    """A stand-in for the block session: hands out ``nodes`` one at a time."""
+
+    def __init__(self, nodes: list[Any]) -> None:
+        self.nodes, self.done, self.running = list(nodes), {}, False
+
+    def next_trial(self) -> Any:
+        from inr_tune.search.session import FINISHED
+
+        if self.running:
+            return None
+        if not self.nodes:
+            return FINISHED
+        self.running = True
+        return self.nodes.pop(0)
+
+    def complete(self, node_id: int, status: str, metrics: dict, error: str | None) -> Any:
+        self.running = False
+        self.done[node_id] = (status, metrics, error)
+        return None
+
+
+@pytest.mark.slow
+def test_asha_stopped_trial_is_written_like_any_other(dataset: Path, tmp_path: Path) -> None:
+    """Real Ray + ASHA, two trials in turn: the first (a fit) runs to its end; the second
+    (lr 1e-7: learns nothing) is stopped at the first rung. Both trial directories have
+    metrics.json and an HParams row with their status; the stopped one keeps the field
+    panel of its evaluation."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from inr_tune.runner.searcher import UCBTreeSearcher
+    from inr_tune.runner.trainable import train_node
+
+    tree = Tree()
+    nodes = []
+    for lr in ("2e-3", "1e-7"):  # nodes 1 and 2
+        cfg = load_config(None, [*TINY, f"data.path={dataset}", f"training.lr={lr}"])
+        nodes.append(tree.add(None, cfg.to_dict(), {}, "baseline", "h", 1))
+    session = _Sequence(nodes)
+
+    def trial_config(node: Any) -> dict[str, Any]:
+        return {
+            "node_id": node.id,
+            "block": 1,
+            "cfg": node.config,
+            "out_dir": str(tmp_path / f"iter_{node.id:03d}"),
+            "dataset": str(dataset),
+            "threads": 1,
+            "tb_name": f"b1_iter_{node.id:03d}",
+        }
+
+    searcher = UCBTreeSearcher(session, trial_config)  # type: ignore[arg-type]
+    asha = ASHAScheduler(
+        time_attr="step", metric="score", mode="max", max_t=960, grace_period=32, reduction_factor=2
+    )
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        tune.Tuner(
+            tune.with_resources(train_node, {"cpu": 1}),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=asha, num_samples=-1, max_concurrent_trials=1
+            ),
+            run_config=tune.RunConfig(storage_path=str(tmp_path / "ray"), verbose=0),
+        ).fit()
+    finally:
+        ray.shutdown()
+    assert {k: v[0] for k, v in session.done.items()} == {1: "ok", 2: "early_stopped"}
+    for node_id, status in ((1, "ok"), (2, "early_stopped")):
+        trial = tmp_path / f"iter_{node_id:03d}"
+        saved = json.loads((trial / "metrics.json").read_text())
+        assert saved["status"] == status and (trial / "field.png").is_file()
+        assert _hparams_status(trial / f"b1_iter_{node_id:03d}") == status
+    stopped = json.loads((tmp_path / "iter_002" / "metrics.json").read_text())
+    assert stopped["steps_done"] == 32 and stopped["partial"] is True
+    assert stopped["holdout_r2"] == session.done[2][1]["holdout_r2"]

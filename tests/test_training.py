@@ -14,6 +14,7 @@ import torch
 
 from inr_tune.config import load_config
 from inr_tune.training.fit import run_trial
+from inr_tune.training.result import TrialResult
 from inr_tune.training.schedules import lr_factor
 from tests.helpers import write_synthetic_mpm
 
@@ -36,13 +37,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trial(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def trial(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrialResult]:
     out = tmp_path_factory.mktemp("trial")
     cfg = load_config(None, [*TINY, f"data.path={dataset}", "model.t_period=2.0"])
     return out, run_trial(cfg, out)
 
 
-def test_trial_writes_results(trial: tuple[Path, dict]) -> None:
+def test_trial_writes_results(trial: tuple[Path, TrialResult]) -> None:
     out, m = trial
     assert m["status"] == "ok" and m["error"] is None
     for name in ("metrics.json", "field.png", "checkpoint.ckpt", "config.yaml"):
@@ -81,7 +82,7 @@ def test_trial_writes_results(trial: tuple[Path, dict]) -> None:
     assert img.shape[0] > 400 and img.shape[1] > 800
 
 
-def test_tensorboard_events_read_back(trial: tuple[Path, dict]) -> None:
+def test_tensorboard_events_read_back(trial: tuple[Path, TrialResult]) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out, _ = trial
@@ -102,10 +103,42 @@ def test_tensorboard_events_read_back(trial: tuple[Path, dict]) -> None:
     )
     assert "field_panel" in tags["images"]
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= plugins
+    acc = EventAccumulator(str(out / "tb"), size_guidance={"images": 0})
+    acc.Reload()
+    # the end's panel only: without a report nothing stops the trial, so no snapshots
+    assert [e.step for e in acc.Images("field_panel")] == [320]
+    assert _hparams(out / "tb")["status"] == "ok"
+
+
+def _hparams(tb: Path) -> dict[str, object]:
+    """The hyper-parameters of the HParams session of the TensorBoard run ``tb``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    start = HParamsPluginData.FromString(
+        acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info
+    return {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+
+
+def test_trial_result_is_serialised_once(trial: tuple[Path, TrialResult]) -> None:
+    """metrics.json is the result's one JSON layout, and reads back to the same result."""
+    out, m = trial
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved == m.to_dict() and TrialResult.from_dict(saved).to_dict() == saved
+    assert TrialResult.from_json(m.to_json()) == TrialResult.from_dict(saved)
+    assert m.status == saved["status"] == "ok" and m["final_r2"] == saved["final_r2"]
+    assert m.score == saved["holdout_r2"] and "history" not in m.to_dict(history=False)
+    flat = TrialResult("failed", "boom", {"final_r2": float("nan")}).to_dict()
+    assert flat["final_r2"] is None and json.dumps(flat, allow_nan=False)
+    with pytest.raises(ValueError, match="status 'done' unknown"):
+        TrialResult("done")
 
 
 def test_checkpoint_restores_prediction_with_periods(
-    trial: tuple[Path, dict], dataset: Path
+    trial: tuple[Path, TrialResult], dataset: Path
 ) -> None:
     """A model trained with t_period=2 evaluates to the same MSE after reloading: one encoding."""
     from inr_tune import metrics as M
@@ -142,6 +175,8 @@ def test_diverging_config_is_recorded_not_raised(dataset: Path, tmp_path: Path) 
     assert ("loss became" in m["error"]) or ("loss exploded" in m["error"]) or ("NaN" in m["error"])
     assert m["steps_done"] < 320
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "diverged"
+    assert _hparams(tmp_path / "tb")["status"] == "diverged"
+    assert not (tmp_path / "field.png").exists()  # no panel of a result it does not show
 
 
 def test_loss_that_ends_far_above_its_start_is_diverged(dataset: Path, tmp_path: Path) -> None:
@@ -178,10 +213,8 @@ def test_loss_divergence_rule() -> None:
 def test_training_r2_far_below_zero_is_diverged(dataset: Path) -> None:
     """A final R² < −1 on the trained frames (worse than predicting the mean by more than
     the data's variance) is a divergence even when the loss did not climb 10×."""
-    from types import SimpleNamespace
-
     from inr_tune.data.store import open_dataset
-    from inr_tune.training.callbacks import MetricsEvaluator
+    from inr_tune.training.evaluation import evaluate
     from inr_tune.training.module import INRModule
 
     cfg = load_config(None, [*TINY, f"data.path={dataset}"])
@@ -189,20 +222,17 @@ def test_training_r2_far_below_zero_is_diverged(dataset: Path) -> None:
     module = INRModule(cfg, w.values, w.positions, 1.0)
     spread = w.values.std(axis=(0, 1))
     module.predict = lambda: w.values + 2.0 * spread  # type: ignore[method-assign]
-    evaluator = MetricsEvaluator(100)
-    evaluator.on_train_end(SimpleNamespace(logger=None), module)  # type: ignore[arg-type]
-    assert module.diverged.startswith("R² on the trained frames ended at -")
-    assert float(module.diverged.split()[7]) == pytest.approx(-3.0, abs=0.1)  # 1 − 2²
-    assert module.final_metrics == {} and module.final_prediction is None
-    module.diverged = None
+    record = evaluate(module)
+    assert record.diverged.startswith("R² on the trained frames ended at -")
+    assert float(record.diverged.split()[7]) == pytest.approx(-3.0, abs=0.1)  # 1 − 2²
+    assert record.metrics == {} and record.prediction is None
     module.predict = lambda: w.values + 0.5 * spread  # type: ignore[method-assign]
-    evaluator.on_train_end(SimpleNamespace(logger=None), module)  # type: ignore[arg-type]
-    assert module.diverged is None and module.final_metrics["train_r2"] == pytest.approx(
-        0.75, abs=0.03
-    )
+    record = evaluate(module)
+    assert record.diverged is None and record.metrics["train_r2"] == pytest.approx(0.75, abs=0.03)
+    assert record.prediction is not None and record.step == module.step
 
 
-def test_no_cap_keeps_the_configured_schedule(trial: tuple[Path, dict]) -> None:
+def test_no_cap_keeps_the_configured_schedule(trial: tuple[Path, TrialResult]) -> None:
     _, m = trial
     assert m["total_steps"] == m["steps_planned"] == m["steps_done"] == 320
     assert m["schedule_shortened"] is False and m["budget_cut"] is False
@@ -212,7 +242,7 @@ def test_no_cap_keeps_the_configured_schedule(trial: tuple[Path, dict]) -> None:
 
 
 def test_a_cap_the_schedule_fits_in_changes_nothing(
-    trial: tuple[Path, dict], dataset: Path, tmp_path: Path
+    trial: tuple[Path, TrialResult], dataset: Path, tmp_path: Path
 ) -> None:
     cfg = load_config(
         None, [*TINY, f"data.path={dataset}", "model.t_period=2.0", "training.max_minutes=5"]
@@ -305,7 +335,7 @@ def test_time_budget_plans_from_the_measured_rate() -> None:
     run ends inside the cap and its end is never moved later."""
     from types import SimpleNamespace
 
-    from inr_tune.training.callbacks import TimeBudget
+    from inr_tune.training.budget import TimeBudget
 
     now = [0.0]
     budget = TimeBudget(1.0, clock=lambda: now[0])

@@ -9,6 +9,7 @@ The journal, not this state, is the source of truth on ``--resume``.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 from collections.abc import Callable
@@ -17,10 +18,14 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from inr_tune.fileio import write_durable
+from inr_tune.runner.trainable import record_unfinished_trial
 from inr_tune.search.session import FINISHED, BlockSession
 from inr_tune.search.tree import Node
+from inr_tune.training.result import TrialResult, partial_metrics
 
 __all__ = ["UCBTreeSearcher", "early_stopped_metrics", "result_to_outcome"]
+
+logger = logging.getLogger(__name__)
 
 
 def _finite(x: Any) -> bool:
@@ -28,35 +33,10 @@ def _finite(x: Any) -> bool:
 
 
 def early_stopped_metrics(result: dict[str, Any]) -> dict[str, Any]:
-    """The metrics of a trial a scheduler (ASHA) stopped: its last intermediate report.
-
-    ``holdout_r2`` there is over all the window's held-out frames, the frames every
-    finished node is scored on, so the node is scored like the others, only after fewer
-    steps: ``partial`` is always true, and ``partial_reason`` says what the reward is.
-    Without held-out frames the last report's ``final_r2`` covers ≤ 64 frames sampled over
-    the window, not the whole window a finished node's final_r2 covers.
-    """
-    step = result.get("step")
-    metrics: dict[str, Any] = {
-        "final_r2": result.get("final_r2"),
-        "holdout_r2": result.get("holdout_r2"),
-        "steps_done": step,
-        "partial": True,
-    }
-    for key in ("loss", "final_mse", "kinograph_R2", "total_params", "compression_ratio"):
-        if result.get(key) is not None:
-            metrics[key] = result[key]
-    if metrics["holdout_r2"] is not None:
-        metrics["partial_reason"] = (
-            f"stopped early after {step} steps: holdout_r2 on the same held-out frames as "
-            "every node, but after fewer training steps"
-        )
-    else:
-        metrics["partial_reason"] = (
-            f"stopped early after {step} steps, and the window holds no frames out: "
-            "final_r2 is over at most 64 sampled frames, not the whole window"
-        )
-    return metrics
+    """The metrics of a trial a scheduler (ASHA) stopped: its last intermediate report
+    (``training.result.partial_metrics``: ``partial`` true, ``partial_reason`` saying
+    what the R² is)."""
+    return partial_metrics(result)
 
 
 def result_to_outcome(
@@ -76,12 +56,11 @@ def result_to_outcome(
         if _finite(held if held is not None else metrics["final_r2"]):
             return "early_stopped", metrics, None
         return "failed", metrics, "stopped before any finite R² was reported"
-    metrics = json.loads(raw)
-    status = metrics.get("status", "failed")
-    r2 = metrics.get("final_r2")
-    if status == "ok" and not _finite(r2):
+    metrics = json.loads(raw)  # a TrialResult's flat layout (TrialResult.to_json)
+    trial = TrialResult.from_dict(metrics)
+    if trial.status == "ok" and not _finite(metrics.get("final_r2")):
         return "failed", metrics, "no finite final_r2 in the trial's metrics"
-    return status, metrics, metrics.get("error")
+    return trial.status, metrics, trial.error
 
 
 class UCBTreeSearcher(Searcher):
@@ -100,6 +79,7 @@ class UCBTreeSearcher(Searcher):
         self.on_start = on_start
         self.on_done = on_done
         self.trials: dict[str, int] = {}  # Ray trial id → node id
+        self.configs: dict[str, dict[str, Any]] = {}  # Ray trial id → its trainable config
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         nxt = self.session.next_trial()
@@ -111,15 +91,25 @@ class UCBTreeSearcher(Searcher):
         self.trials[trial_id] = nxt.id
         if self.on_start is not None:
             self.on_start(nxt)
-        return self.trial_config(nxt)
+        config = self.trial_config(nxt)
+        self.configs[trial_id] = config
+        return config
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         node_id = self.trials.pop(trial_id, None)
+        config = self.configs.pop(trial_id, None)
         if node_id is None:
             return
         status, metrics, err = result_to_outcome(result, error)
+        if config is not None and not (result or {}).get("metrics_json"):
+            # stopped by ASHA or died: the trial wrote neither metrics.json nor its
+            # HParams row (Ray ends a stopped trial's process at once)
+            try:
+                record_unfinished_trial(config, status, metrics, err)
+            except Exception as exc:  # the files are a convenience; the journal has it
+                logger.warning("node %s: could not write its trial files: %s", node_id, exc)
         node = self.session.complete(node_id, status, metrics, err)
         if self.on_done is not None:
             self.on_done(node)

@@ -1,4 +1,8 @@
-"""Lightning callbacks of a trial: progress, divergence guard, metrics, field panel, checkpoint."""
+"""Lightning callbacks of a trial: progress bar, divergence guard, periodic evaluation.
+
+The time cap is ``budget.TimeBudget``; the final evaluation, field panel, checkpoint and
+HParams row are written by ``fit.run_trial`` from one ``evaluation.evaluate`` record.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,17 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
-import torch
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from inr_tune import metrics as M
-from inr_tune.training.module import INRModule
+from inr_tune.training.evaluation import quick_eval
+from inr_tune.training.result import score_of
 
-__all__ = [
-    "DivergenceGuard",
-    "FieldPanel",
-    "FinalCheckpoint",
-    "MetricsEvaluator",
-    "StepProgress",
-    "TimeBudget",
-    "loss_divergence",
-]
+__all__ = ["DivergenceGuard", "PeriodicEval", "StepProgress", "loss_divergence"]
 
 
 class StepProgress(Callback):
@@ -149,162 +142,29 @@ class DivergenceGuard(Callback):
             pl_module.diverged = f"{why} (after {pl_module.step} steps)"
 
 
-class TimeBudget(Callback):
-    """Fit the run inside ``training.max_minutes`` by shortening its schedule, not cutting it.
+class PeriodicEval(Callback):
+    """Every ``eval_every`` optimizer steps: quick metrics (``evaluation.quick_eval`` on
+    ≤ ``max_frames`` frames, ``holdout_r2`` on all held-out frames) into ``history`` and
+    TensorBoard (``eval/*``); at some of them a snapshot (``snapshot(module)``: the full
+    evaluation and the field panel, so a trial stopped later leaves them); then, before
+    the run's end only, a row to ``report``. Between evaluations, a light progress row
+    every ``progress_every_s`` seconds (None: none).
 
-    After a warm-up the callback measures the optimisation loop's seconds per optimizer
-    step and the cost of one periodic evaluation; when the planned steps cannot finish
-    before ``(1 - margin)`` of the cap, it shortens the run (``INRModule.shorten``: the
-    loop ends there and the lr schedule, warmup included, is re-laid to decay fully by the
-    new end). Later checks (at 25 %, 50 %, 75 % of the cap) shorten again if the machine
-    slowed down past half the margin; a run is never lengthened. Lightning's ``Timer`` at
-    the full cap stays as the hard backstop; a run it still cuts is ``budget_cut``.
+    Every row: ``step`` (the step of the latest evaluation, 0 before the first: the step
+    ``score`` belongs to), ``score`` (its R², ``result.score_of``; NaN before the first),
+    ``final_r2`` (its sample R²; NaN before), ``loss`` (of the latest call),
+    ``steps_done``, ``total_steps`` (planned: fewer when a time cap shortened the run),
+    ``elapsed_s`` (since training started), ``eta_s`` (steps left at the rate so far,
+    evaluations included). An evaluation's row also has ``holdout_r2``, ``final_mse``
+    and ``kinograph_R2``; there ``step == steps_done``. A light row thus repeats the
+    (step, score) pair of the last evaluation: a scheduler keyed on them (ASHA) sees no
+    new measurement in it.
 
-    Warm-up: the first Lightning call is not measured (it pays one-off costs: lazy
-    CUDA/cuBLAS init, allocator growth, first use of the foreach kernels); the measurement
-    runs over the next calls until 3 % of the cap has passed and at least 3 calls
-    (``steps_per_call`` optimizer steps each) were measured. 3 % averages out per-step
-    jitter (a 3-minute cap gives 5 s, thousands of small-network steps) while the schedule
-    re-laid at that point has moved by a few % of its progress at most.
-
-    Margin 10 % of the cap: the step rate of trials sharing a device varies by several %
-    as neighbours start and end; the margin also covers the last call's granularity and
-    logging. The final evaluation runs after the loop ends, outside the cap
-    (``training.max_minutes`` is the optimisation loop's budget), so it needs no share.
-    """
-
-    def __init__(
-        self,
-        max_minutes: float,
-        evaluator: MetricsEvaluator | None = None,
-        warmup_fraction: float = 0.03,
-        min_calls: int = 3,
-        margin: float = 0.1,
-        checks: tuple[float, ...] = (0.25, 0.5, 0.75),
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        if not max_minutes > 0:
-            raise ValueError(f"max_minutes must be > 0, got {max_minutes}")
-        if not 0 <= margin < 1:
-            raise ValueError(f"margin must be in [0, 1), got {margin}")
-        self.budget_s = 60.0 * float(max_minutes)
-        self.evaluator = evaluator
-        self.warmup_fraction = warmup_fraction
-        self.min_calls = min_calls
-        self.margin = margin
-        self.checks = checks
-        self.clock = clock
-        self.plans: list[dict[str, float]] = []  # one row per shortening (for metrics.json)
-        self.seconds_per_step: float | None = None
-        self._t0 = 0.0
-        self._mark: tuple[float, int, float] | None = None  # (time, step, eval seconds)
-        self._own_eval_s = 0.0  # the evaluation timed here (not an optimisation step)
-        self._last: tuple[float, int, float] | None = None
-        self._calls = 0
-        self._next_check = 0
-        self._eval_cost: float | None = None
-
-    @override
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t0 = self.clock()
-        self._mark = self._last = None
-        self._own_eval_s, self._eval_cost = 0.0, None
-        self._calls = 0
-        self._next_check = 0
-        self.plans = []
-
-    def _eval_seconds(self) -> float:
-        ev = self.evaluator
-        return self._own_eval_s + (ev.eval_seconds if ev is not None else 0.0)
-
-    def _evaluation_cost(self, module: Any) -> float:
-        """Seconds of one periodic evaluation: the mean of those run so far, else one timed
-        now (its time is spent inside the cap, like any evaluation)."""
-        ev = self.evaluator
-        if ev is None:
-            return 0.0
-        if ev.n_evals:
-            return ev.eval_seconds / ev.n_evals
-        if self._eval_cost is None:
-            t0 = self.clock()
-            ev.quick_eval(module)
-            self._eval_cost = self.clock() - t0
-            self._own_eval_s += self._eval_cost
-        return self._eval_cost
-
-    @override
-    def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        if pl_module.diverged or trainer.should_stop:
-            return
-        now = self.clock()
-        point = (now, pl_module.step, self._eval_seconds())
-        if self._mark is None:  # the first call is not measured (one-off costs)
-            self._mark = self._last = point
-            return
-        self._calls += 1
-        elapsed = now - self._t0
-        if elapsed >= self.budget_s:  # past the cap: the Timer stops the loop
-            return
-        if self._next_check == 0:  # warm-up
-            if elapsed < self.warmup_fraction * self.budget_s or self._calls < self.min_calls:
-                return
-        elif (
-            self._next_check > len(self.checks)
-            or elapsed < self.checks[self._next_check - 1] * self.budget_s
-        ):
-            return
-        first = self._next_check == 0
-        self._next_check += 1
-
-        def per_step(a: tuple[float, int, float]) -> float | None:
-            steps = pl_module.step - a[1]
-            return (now - a[0] - (point[2] - a[2])) / steps if steps > 0 else None
-
-        rates = [r for r in (per_step(self._mark), per_step(self._last)) if r is not None]
-        self._last = point
-        if not rates:
-            return
-        # the slower of the whole measurement and the latest stretch: the current load
-        # predicts the remaining time better than the average, and erring slow is cheap
-        sec = max(rates)
-        self.seconds_per_step = sec
-        eval_every = self.evaluator.eval_every if self.evaluator is not None else 0
-        eval_cost = self._evaluation_cost(pl_module) if eval_every else 0.0
-        elapsed = self.clock() - self._t0  # a timed evaluation counts too
-        sec_total = sec + (eval_cost / eval_every if eval_every else 0.0)
-        left = pl_module.planned_steps - pl_module.step
-        finish = elapsed + left * sec_total
-        allowed = 1.0 - self.margin if first else 1.0 - self.margin / 2
-        if finish <= allowed * self.budget_s:
-            return
-        fit = int(((1.0 - self.margin) * self.budget_s - elapsed) / sec_total)
-        new = max(pl_module.step + 1, pl_module.step + fit)
-        if new >= pl_module.planned_steps:
-            return
-        pl_module.shorten(new)
-        self.plans.append(
-            {
-                "at_step": pl_module.step,
-                "at_seconds": round(elapsed, 3),
-                "seconds_per_step": sec,
-                "eval_seconds": eval_cost,
-                "steps_planned": new,
-            }
-        )
-
-
-class MetricsEvaluator(Callback):
-    """R²/MSE/kinograph R² every ``eval_every`` steps on ≤ ``max_frames`` frames, plus
-    ``holdout_r2`` on all held-out frames (``quick_eval``); all metrics at the end.
-
-    The final metrics (DESIGN.md formulas, raw units, whole window) land in
-    ``pl_module.final_metrics`` and the final prediction in ``pl_module.final_prediction``.
-    ``training_time`` counts the optimisation loop only (periodic evaluations excluded).
-    A run whose final R² on its trained frames is below ``min_train_r2`` (−1: an error
-    more than twice each component's variance, worse than a constant by a wide margin;
-    no fit that learned anything ends there) is marked diverged, with the R² as reason.
+    Rows at the run's end are not reported (the end is the final report's): a scheduler
+    never stops a trial that has in fact finished, also when a time cap shortened it.
+    Snapshots: at the first evaluation, then while all snapshots together stay under
+    ``snapshot_share`` of the time since training started. ``training_time`` counts the
+    optimisation loop only (evaluations and snapshots excluded).
     """
 
     def __init__(
@@ -312,179 +172,108 @@ class MetricsEvaluator(Callback):
         eval_every: int,
         max_frames: int = 64,
         report: Callable[[dict[str, Any]], None] | None = None,
-        min_train_r2: float = -1.0,
+        snapshot: Callable[[Any], None] | None = None,
+        snapshot_share: float = 0.05,
+        progress_every_s: float | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if eval_every < 1 or max_frames < 1:
-            raise ValueError("eval_every and max_frames must be ≥ 1")
-        self.min_train_r2 = min_train_r2
+            raise ValueError(
+                f"eval_every and max_frames must be ≥ 1, got {eval_every}, {max_frames}"
+            )
+        if progress_every_s is not None and not progress_every_s > 0:
+            raise ValueError(f"progress_every_s must be > 0 or None, got {progress_every_s}")
         self.eval_every = eval_every
         self.max_frames = max_frames
         self.report = report
-        self.history: list[dict[str, float]] = []
+        self.snapshot = snapshot
+        self.snapshot_share = snapshot_share
+        self.progress_every_s = progress_every_s
+        self.clock = clock
+        self.history: list[dict[str, Any]] = []
+        self.eval_seconds = 0.0  # time spent in periodic evaluations
+        self.snapshot_seconds = 0.0  # … and in snapshots
+        self.n_evals = 0
+        self.n_snapshots = 0
+        self.training_time = 0.0
         self._next = eval_every
         self._t0 = 0.0
-        self.eval_seconds = 0.0  # time spent in periodic evaluations
-        self.n_evals = 0
-        self.training_time = 0.0
+        self._last_report = 0.0
+
+    def quick_eval(self, module: Any) -> dict[str, float | None]:
+        return quick_eval(module, self.max_frames)
 
     @override
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = self._last_report = self.clock()
 
-    def quick_eval(self, module: INRModule) -> dict[str, float | None]:
-        """Periodic metrics: ``final_r2``, ``final_mse``, ``kinograph_R2`` on ≤ ``max_frames``
-        frames spread over the window, and ``holdout_r2`` on exactly the window's held-out
-        frames (every one of them: the frames every finished node is scored on, so an
-        early-stopped trial's last report is comparable), None when none are held out."""
-        t = module.spec.n_frames
-        sample = (
-            torch.linspace(0, t - 1, min(t, self.max_frames), device=module.device)
-            .round()
-            .long()
-            .unique()
-        )
-        held = module.holdout_idx
-        frames = torch.cat([sample, held]).unique()  # one prediction for both sets
-        pred, gt = module.predict(frames), module.target(frames)
-        frames_np = frames.cpu().numpy()
-        in_sample = np.isin(frames_np, sample.cpu().numpy())
-        in_held = np.isin(frames_np, held.cpu().numpy())
-        has_held = bool(in_held.any())
-        if not np.all(np.isfinite(pred)):
-            return {"final_r2": float("nan"), "holdout_r2": float("nan") if has_held else None}
-        ps, gs = pred[in_sample], gt[in_sample]
+    def progress(self, module: Any) -> dict[str, Any]:
+        """``steps_done``, ``total_steps``, ``elapsed_s``, ``eta_s`` and the latest
+        evaluation's ``step``, ``score``, ``final_r2``, with the latest ``loss``."""
+        elapsed = self.clock() - self._t0
+        done, total = int(module.step), int(module.planned_steps)
+        last = self.history[-1] if self.history else {}
         return {
-            "final_r2": M.final_r2(ps, gs),
-            "holdout_r2": M.final_r2(pred[in_held], gt[in_held]) if has_held else None,
-            "final_mse": M.final_mse(ps, gs),
-            "kinograph_R2": M.kinograph_r2(ps, gs),
+            "step": last.get("step", 0),
+            "score": score_of(last),
+            "final_r2": last.get("final_r2", float("nan")),
+            "loss": module.losses[-1][1] if module.losses else None,
+            "steps_done": done,
+            "total_steps": total,
+            "elapsed_s": elapsed,
+            "eta_s": (total - done) * elapsed / done if done > 0 else None,
         }
 
     @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if pl_module.step < self._next or pl_module.diverged:
+        if pl_module.diverged:
             return
-        self._next = (pl_module.step // self.eval_every + 1) * self.eval_every
-        t0 = time.perf_counter()
-        values = self.quick_eval(pl_module)
-        self.eval_seconds += time.perf_counter() - t0
+        if pl_module.step >= self._next:
+            self._evaluate(trainer, pl_module)
+        elif (
+            self.report is not None
+            and self.progress_every_s is not None
+            and self.clock() - self._last_report >= self.progress_every_s
+            and pl_module.step < pl_module.planned_steps
+        ):
+            self._send(self.progress(pl_module))
+
+    def _evaluate(self, trainer: L.Trainer, module: Any) -> None:
+        self._next = (module.step // self.eval_every + 1) * self.eval_every
+        t0 = self.clock()
+        values = self.quick_eval(module)
+        self.eval_seconds += self.clock() - t0
         self.n_evals += 1
-        row = {"step": pl_module.step, "loss": pl_module.losses[-1][1], **values}
+        row = {"step": module.step, "loss": module.losses[-1][1], **values}
         self.history.append(row)
         if trainer.logger is not None:
-            trainer.logger.log_metrics(
-                {f"eval/{k}": v for k, v in values.items() if v is not None}, step=pl_module.step
-            )
+            scalars = {f"eval/{k}": v for k, v in values.items() if v is not None}
+            trainer.logger.log_metrics(scalars, step=module.step)
+        if module.step >= module.planned_steps:  # the end: the final evaluation's
+            return
+        if self.snapshot is not None and self._snapshot_due(values):
+            t0 = self.clock()
+            self.snapshot(module)
+            self.snapshot_seconds += self.clock() - t0
+            self.n_snapshots += 1
         if self.report is not None:
-            self.report(row)
+            self._send({**self.progress(module), **row})
+
+    def _snapshot_due(self, values: dict[str, Any]) -> bool:
+        if not np.isfinite(values.get("final_r2", float("nan"))):
+            return False
+        if self.n_snapshots == 0:
+            return True
+        return self.snapshot_seconds <= self.snapshot_share * (self.clock() - self._t0)
+
+    def _send(self, row: dict[str, Any]) -> None:
+        assert self.report is not None
+        self.report(row)
+        self._last_report = self.clock()
 
     @override
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        self.training_time = time.perf_counter() - self._t0 - self.eval_seconds
-        pl_module.final_metrics = {}
-        pl_module.final_prediction = None
-        if pl_module.diverged:
-            return
-        pred = pl_module.predict()
-        if not np.all(np.isfinite(pred)):
-            pl_module.diverged = f"prediction has NaN or inf values after {pl_module.step} steps"
-            return
-        gt = pl_module.target()
-        # kinograph_SSIM orders points along a Hilbert curve of the window's first frame
-        final = M.evaluate(pred, gt, positions=pl_module.positions.cpu().numpy())
-        final.update(split_r2(pred, gt, pl_module.holdout_idx.cpu().numpy()))
-        train_r2 = final.get("train_r2")
-        if isinstance(train_r2, float) and train_r2 < self.min_train_r2:
-            # worse than predicting each component's mean, by more than its variance again,
-            # on the frames it trained on: the fit went away from where it started
-            pl_module.diverged = (
-                f"R² on the trained frames ended at {train_r2:.4g} (< {self.min_train_r2:g}: "
-                f"worse than predicting the mean) after {pl_module.step} steps"
-            )
-            return
-        pl_module.final_prediction = pred
-        pl_module.final_metrics = final
-        if trainer.logger is not None:
-            keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM")
-            trainer.logger.log_metrics(
-                {f"eval/{k}": pl_module.final_metrics[k] for k in keys}, step=pl_module.step
-            )
-
-
-def split_r2(pred: np.ndarray, gt: np.ndarray, holdout: np.ndarray) -> dict[str, Any]:
-    """``holdout_r2`` on the held-out frames and ``train_r2`` on the others (the held-out
-    R² is None when the window holds none out; then train_r2 is the whole window's)."""
-    if len(holdout) == 0:
-        return {"holdout_r2": None, "train_r2": M.final_r2(pred, gt), "holdout_frames": 0}
-    mask = np.zeros(gt.shape[0], dtype=bool)
-    mask[holdout] = True
-    return {
-        "holdout_r2": M.final_r2(pred[mask], gt[mask]),
-        "train_r2": M.final_r2(pred[~mask], gt[~mask]),
-        "holdout_frames": int(mask.sum()),
-    }
-
-
-class FieldPanel(Callback):
-    """Save ``field.png`` at the end and log it to TensorBoard as an image."""
-
-    def __init__(self, path: str | Path, info: dict[str, Any]) -> None:
-        self.path = Path(path)
-        self.info = dict(info)
-
-    @override
-    @rank_zero_only
-    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        pred = getattr(pl_module, "final_prediction", None)
-        if pred is None:
-            return
-        from inr_tune.plots import field_panel, save_figure
-
-        m = pl_module.final_metrics
-        info = {
-            **self.info,
-            "steps": pl_module.step,
-            "points": pl_module.spec.n_points,
-            "frames": pl_module.spec.n_frames,
-            "params": pl_module.total_params,
-            "MSE": f"{m['final_mse']:.4g}",
-            "R²": f"{m['final_r2']:.6f}",
-            "held-out R²": "-" if m.get("holdout_r2") is None else f"{m['holdout_r2']:.6f}",
-            "ratio": f"{pl_module.spec.n_frames * pl_module.spec.n_points * pl_module.spec.n_components / pl_module.total_params:.1f}×",
-            "kinograph R²": f"{m['kinograph_R2']:.5f}",
-            "kinograph SSIM": f"{m['kinograph_SSIM']:.4f}",
-        }
-        gt = pl_module.target()
-        positions = pl_module.positions.cpu().numpy()
-        fig = field_panel(
-            gt=gt,
-            pred=pred,
-            positions=positions,
-            losses=pl_module.losses,
-            components=self.info.get("components", [f"c{i}" for i in range(gt.shape[2])]),
-            info={k: v for k, v in info.items() if k != "components"},
-        )
-        save_figure(fig, self.path)
-        logger = trainer.logger
-        if logger is not None and hasattr(logger, "experiment"):
-            import matplotlib.image as mpimg
-
-            image = mpimg.imread(self.path)[..., :3]
-            logger.experiment.add_image("field_panel", image, pl_module.step, dataformats="HWC")
-
-
-class FinalCheckpoint(Callback):
-    """Save the final weights (with the standardiser's mean/std) when training ends."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    @override
-    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
-        if pl_module.diverged:
-            return
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)
-        tmp.replace(self.path)
+        elapsed = self.clock() - self._t0
+        self.training_time = elapsed - self.eval_seconds - self.snapshot_seconds

@@ -2,15 +2,17 @@
 
 ``run_trial`` is the core of both ``python -m inr_tune.train`` and the Ray trainable. It
 raises ``InrTuneError`` for bad configs or data (before any training) and otherwise always
-returns a metrics dict whose ``status`` is ``ok``, ``diverged`` or ``failed`` (with
+returns a ``TrialResult`` whose ``status`` is ``ok``, ``diverged`` or ``failed`` (with
 ``error``), after writing ``metrics.json``, ``field.png``, ``checkpoint.ckpt``, the
-config and TensorBoard events to ``out_dir``.
+config and TensorBoard events (scalars, field panels, the HParams row) to ``out_dir``.
+The flow: ``build_trainer`` + callbacks (``PeriodicEval`` snapshots and reports) →
+``trainer.fit`` → ``evaluation.evaluate`` once → panel, checkpoint, ``TrialResult``,
+HParams row, each written from that record.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import math
 import os
@@ -27,9 +29,18 @@ from inr_tune import __version__
 from inr_tune.config import Config, save_config
 from inr_tune.data.store import Window, open_dataset
 from inr_tune.errors import ConfigError
-from inr_tune.fileio import jsonable, write_durable
+from inr_tune.training.result import TrialResult
 
-__all__ = ["estimate_memory", "load_window", "resolve_device", "run_trial", "version_stamp"]
+__all__ = [
+    "build_trainer",
+    "estimate_memory",
+    "load_window",
+    "quiet_lightning",
+    "resolve_device",
+    "run_trial",
+    "step_loader",
+    "version_stamp",
+]
 
 #: fly-eye positions have |x| ≤ 8: scale into the unit disc (DESIGN.md "Models").
 POSITION_SCALE = {"mpm": 1.0, "flyvis": 1.0 / 8.0}
@@ -96,26 +107,14 @@ def load_window(
     return ds.window(cfg.data.field, cfg.data.n_frames, cfg.data.offset), Path(path)
 
 
-def _quiet_lightning() -> None:
+def quiet_lightning() -> None:
+    """Lightning's info logs and the warnings that do not apply to a trial, off."""
     for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*Starting from v1.9.0, `tensorboardX`.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*is deprecated.*")
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    write_durable(path, json.dumps(jsonable(payload), indent=2, allow_nan=False))
-
-
-def hparams_of(cfg: Config) -> dict[str, Any]:
-    """Flat hyper-parameters for TensorBoard's HParams view."""
-    flat: dict[str, Any] = {"data.field": cfg.data.field, "data.n_frames": cfg.data.n_frames}
-    for section in ("model", "training"):
-        for k, v in getattr(cfg, section).__dict__.items():
-            flat[f"{section}.{k}"] = "null" if v is None else v
-    return flat
 
 
 def build_trainer(device: str, logger: Any = False, callbacks: list[Any] | None = None) -> Any:
@@ -147,6 +146,120 @@ def step_loader(total_steps: int, steps_per_call: int) -> Any:
     return torch.utils.data.DataLoader(range(n_calls), batch_size=None)
 
 
+def _fit(trainer: Any, module: Any, loader: Any) -> tuple[str, str | None]:
+    """Run the loop: ("ok", None), or ("failed", reason) for an error inside it. A
+    ``BaseException`` that is no ``Exception`` (Ray's stop, Ctrl-C) passes through."""
+    import torch
+
+    try:
+        trainer.fit(module, loader)
+    except torch.OutOfMemoryError as err:
+        return "failed", f"out of memory: {str(err).splitlines()[0]}"
+    except Exception as err:
+        return "failed", f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return "ok", None
+
+
+def _callbacks(cfg: Config, evaluator: Any, progress: bool) -> tuple[list[Any], Any, Any]:
+    """The trial's callbacks (divergence guard, periodic evaluation, the optional progress
+    bar and time cap), with the cap's ``TimeBudget`` and ``Timer`` (None without one)."""
+    from lightning.pytorch.callbacks import Timer
+
+    from inr_tune.training.budget import TimeBudget
+    from inr_tune.training.callbacks import DivergenceGuard, StepProgress
+
+    t = cfg.training
+    callbacks: list[Any] = [DivergenceGuard(), evaluator]
+    if progress:
+        desc = f"{cfg.data.field} {cfg.model.inr_type}"
+        callbacks.insert(0, StepProgress(t.total_steps, desc=desc))
+    budget = timer = None
+    if t.max_minutes:  # shorten the schedule to fit the cap; the Timer is the hard backstop
+        budget = TimeBudget(t.max_minutes, evaluator)
+        timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
+        callbacks += [budget, timer]
+    return callbacks, budget, timer
+
+
+def _panel_text(cfg: Config, window: Window) -> dict[str, Any]:
+    m = cfg.model
+    return {
+        "field": cfg.data.field,
+        "variant": m.inr_type,
+        "model": f"{m.hidden_dim}×{m.n_layers}, ω {m.omega:g}",
+        "lr": f"{cfg.training.lr:.3g}",
+        "components": window.components,
+    }
+
+
+def _final_evaluation(
+    trainer: Any, module: Any, device: str, out: Path, info: dict[str, Any]
+) -> dict[str, Any]:
+    """The one final ``evaluate``; from its record the field panel, the eval scalars and
+    the checkpoint. The metrics, or {} when the evaluation calls the fit diverged (then
+    ``module.diverged`` says why)."""
+    import torch
+
+    from inr_tune.training.board import write_field_panel
+    from inr_tune.training.evaluation import evaluate
+
+    module.to(torch.device(device))  # Lightning's teardown moved it to the CPU
+    final = evaluate(module)
+    module.diverged = final.diverged
+    if final.prediction is None:
+        return {}
+    writer = trainer.logger.experiment
+    write_field_panel(out / "field.png", module, final, info, writer)
+    keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM")
+    trainer.logger.log_metrics({f"eval/{k}": final.metrics[k] for k in keys}, step=final.step)
+    tmp = out / ".checkpoint.ckpt.tmp"
+    trainer.save_checkpoint(tmp, weights_only=False)
+    tmp.replace(out / "checkpoint.ckpt")
+    return final.metrics
+
+
+def _result(
+    cfg: Config, window: Window, module: Any, evaluator: Any, budget: Any, timer: Any, **facts: Any
+) -> TrialResult:
+    """The ``TrialResult`` of a finished loop (``facts``: status, error, metrics, …)."""
+    import torch
+
+    t, device = cfg.training, facts["device"]
+    n_values = int(np.prod(window.values.shape))
+    seconds = evaluator.training_time
+    return TrialResult(
+        total_params=module.total_params,
+        compression_ratio=n_values / module.total_params,
+        bits_per_value=32.0 * module.total_params / n_values,
+        holdout=cfg.data.holdout,
+        training_time=seconds,
+        steps_per_second=module.step / seconds if seconds > 0 else None,
+        steps_done=module.step,
+        total_steps=t.total_steps,
+        steps_planned=module.planned_steps,
+        schedule_shortened=module.planned_steps < t.total_steps,
+        budget_cut=bool(
+            timer is not None and facts["status"] == "ok" and module.step < module.planned_steps
+        ),
+        final_lr=module.last_lr,
+        budget_plans=budget.plans if budget is not None else [],
+        field=cfg.data.field,
+        inr_type=cfg.model.inr_type,
+        n_frames=window.n_frames,
+        n_points=window.n_points,
+        window_start=window.start,
+        expected_memory_gb=estimate_memory(
+            cfg, window.n_frames, window.n_points, len(window.components)
+        )
+        / 2**30,
+        # the caching allocator's peak (the CUDA context, ~0.5 GiB, comes on top)
+        peak_memory_gb=torch.cuda.max_memory_reserved() / 2**30 if device == "cuda" else None,
+        version=version_stamp(),
+        history=evaluator.history,
+        **facts,
+    )
+
+
 def run_trial(
     cfg: Config,
     out_dir: str | os.PathLike[str],
@@ -155,11 +268,21 @@ def run_trial(
     content_hash: str | None = None,
     progress: bool = False,
     report: Callable[[dict[str, Any]], None] | None = None,
+    progress_every_s: float | None = None,
     num_threads: int | None = None,
     extra_hparams: dict[str, Any] | None = None,
     tb_name: str = "tb",
-) -> dict[str, Any]:
-    """Train ``cfg`` once; write results to ``out_dir`` and return the metrics dict."""
+) -> TrialResult:
+    """Train ``cfg`` once; write results to ``out_dir`` and return its ``TrialResult``.
+
+    ``report(row)`` gets the rows of ``callbacks.PeriodicEval`` (each evaluation before
+    the run's end, a light row every ``progress_every_s`` seconds), with the model's
+    ``total_params`` and ``compression_ratio``; TensorBoard is flushed and the latest
+    snapshot (field panel) written before each, so a trial stopped there (Ray raises
+    ``SystemExit`` in ``report``, which passes through) leaves them on disk. Without
+    ``report`` nothing stops a trial from outside: no snapshots (their time stays in
+    the loop).
+    """
     wall0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,20 +292,14 @@ def run_trial(
 
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import Timer
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from inr_tune.training.callbacks import (
-        DivergenceGuard,
-        FieldPanel,
-        FinalCheckpoint,
-        MetricsEvaluator,
-        StepProgress,
-        TimeBudget,
-    )
+    from inr_tune.training.board import hparams_of, write_field_panel, write_hparams
+    from inr_tune.training.callbacks import PeriodicEval
+    from inr_tune.training.evaluation import evaluate
     from inr_tune.training.module import INRModule
 
-    _quiet_lightning()
+    quiet_lightning()
     threads_before = torch.get_num_threads()
     if num_threads:
         torch.set_num_threads(num_threads)
@@ -192,124 +309,57 @@ def run_trial(
     try:
         L.seed_everything(cfg.training.seed, workers=False, verbose=False)
         module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
-        t = cfg.training
         logger = TensorBoardLogger(
             save_dir=str(out), name=tb_name, version="", default_hp_metric=False
         )
-
-        def intermediate(row: dict[str, Any]) -> None:
-            # Rows before the run's end only (the end is the final report's): a scheduler
-            # such as ASHA never stops a trial that has in fact finished, also when a time
-            # cap shortened it below total_steps. The size travels with each row, so a
-            # trial stopped early still has its compression ratio.
-            if report is not None and row.get("step", 0) < module.planned_steps:
-                report({**row, "total_params": module.total_params, "compression_ratio": ratio})
-
         ratio = float(np.prod(window.values.shape)) / module.total_params
-        evaluator = MetricsEvaluator(t.eval_every, report=intermediate if report else None)
-        info = {
-            "field": cfg.data.field,
-            "variant": cfg.model.inr_type,
-            "model": f"{cfg.model.hidden_dim}×{cfg.model.n_layers}, ω {cfg.model.omega:g}",
-            "lr": f"{t.lr:.3g}",
-            "components": window.components,
-        }
-        callbacks: list[Any] = [
-            DivergenceGuard(),
-            evaluator,
-            FieldPanel(out / "field.png", info),
-            FinalCheckpoint(out / "checkpoint.ckpt"),
-        ]
-        if progress:
-            callbacks.insert(
-                0, StepProgress(t.total_steps, desc=f"{cfg.data.field} {cfg.model.inr_type}")
-            )
-        timer = budget = None
-        if t.max_minutes:
-            # shorten the schedule to fit the cap; the Timer is the hard backstop
-            budget = TimeBudget(t.max_minutes, evaluator)
-            timer = Timer(duration=dt.timedelta(minutes=t.max_minutes), interval="step")
-            callbacks += [budget, timer]
+        size = {"total_params": module.total_params, "compression_ratio": ratio}
+        info = _panel_text(cfg, window)
+
+        def snapshot(m: INRModule) -> None:  # the latest panel, kept if the trial is stopped
+            write_field_panel(out / "field.png", m, evaluate(m), info, logger.experiment)
+
+        def send(row: dict[str, Any]) -> None:
+            logger.experiment.flush()  # on disk before a stop can end this process
+            assert report is not None
+            report({**row, **size})
+
+        t = cfg.training
+        evaluator = PeriodicEval(
+            t.eval_every,
+            report=send if report is not None else None,
+            snapshot=snapshot if report is not None else None,
+            progress_every_s=progress_every_s,
+        )
+        callbacks, budget, timer = _callbacks(cfg, evaluator, progress)
         trainer = build_trainer(device, logger, callbacks)
-        loader = step_loader(t.total_steps, t.steps_per_call)
-        status, error = "ok", None
-        try:
-            trainer.fit(module, loader)
-        except torch.OutOfMemoryError as err:
-            status, error = "failed", f"out of memory: {str(err).splitlines()[0]}"
-        except Exception as err:
-            status, error = (
-                "failed",
-                f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-            )
+        status, error = _fit(trainer, module, step_loader(t.total_steps, t.steps_per_call))
+        metrics: dict[str, Any] = {}
+        if status == "ok" and not module.diverged:
+            metrics = _final_evaluation(trainer, module, device, out, info)
         if status == "ok" and module.diverged:
             status, error = "diverged", module.diverged
-        final = getattr(module, "final_metrics", {}) if status == "ok" else {}
-        n_values = int(np.prod(window.values.shape))
-        metrics: dict[str, Any] = {
-            "status": status,
-            "error": error,
-            **final,
-            "total_params": module.total_params,
-            "compression_ratio": n_values / module.total_params,
-            # float32 values stored per window value: 32 bits / ratio
-            "bits_per_value": 32.0 * module.total_params / n_values,
-            "holdout": cfg.data.holdout,
-            "training_time": evaluator.training_time,
-            "wall_time": time.perf_counter() - wall0,
-            "steps_done": module.step,
-            "total_steps": t.total_steps,
-            # total_steps, or fewer when training.max_minutes shortened the schedule
-            "steps_planned": module.planned_steps,
-            "schedule_shortened": module.planned_steps < t.total_steps,
-            # still cut by the clock before the end of its (possibly shortened) schedule
-            "budget_cut": bool(
-                timer is not None and status == "ok" and module.step < module.planned_steps
-            ),
-            "final_lr": module.last_lr,  # lr of the last optimizer step (the schedule's end)
-            "budget_plans": budget.plans if budget is not None else [],
-            "steps_per_second": module.step / evaluator.training_time
-            if evaluator.training_time > 0
-            else None,
-            "field": cfg.data.field,
-            "inr_type": cfg.model.inr_type,
-            "n_frames": window.n_frames,
-            "n_points": window.n_points,
-            "window_start": window.start,
-            "device": device,
-            "expected_memory_gb": estimate_memory(
-                cfg, window.n_frames, window.n_points, len(window.components)
-            )
-            / 2**30,
-            # the caching allocator's peak (the CUDA context, ~0.5 GiB, comes on top)
-            "peak_memory_gb": torch.cuda.max_memory_reserved() / 2**30
-            if device == "cuda"
-            else None,
-            "dataset": str(data_path),
-            "content_hash": content_hash,
-            "version": version_stamp(),
-            "history": evaluator.history,
-        }
-        write_json(out / "metrics.json", metrics)
-        keys = (
-            "final_r2",
-            "holdout_r2",
-            "train_r2",
-            "compression_ratio",
-            "psnr",
-            "final_mse",
-            "kinograph_R2",
-            "kinograph_SSIM",
-            "training_time",
+        if status != "ok":  # an earlier snapshot's panel would not show this result
+            (out / "field.png").unlink(missing_ok=True)
+        result = _result(
+            cfg,
+            window,
+            module,
+            evaluator,
+            budget,
+            timer,
+            status=status,
+            error=error,
+            metrics=metrics,
+            wall_time=time.perf_counter() - wall0,
+            dataset=str(data_path),
+            content_hash=content_hash,
+            device=device,
         )
-        hp_metrics = {
-            f"hp/{k}": float(metrics[k]) for k in keys if isinstance(metrics.get(k), (int, float))
-        }
-        hp_metrics["hp/ok"] = 1.0 if status == "ok" else 0.0
-        logger.log_hyperparams(
-            {**hparams_of(cfg), "status": status, **(extra_hparams or {})}, hp_metrics
-        )
+        result.write(out / "metrics.json")
+        hparams = hparams_of(cfg, extra_hparams)
+        write_hparams(logger.experiment, hparams, status, result.to_dict(False), module.step)
         logger.finalize("success" if status == "ok" else "failed")
-        return metrics
+        return result
     finally:  # the caller's thread count, when called in a notebook or a test
         torch.set_num_threads(threads_before)
