@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,7 @@ __all__ = [
     "METHODS",
     "BaselinePoint",
     "Baselines",
+    "baseline_metrics",
     "compute_baselines",
     "format_table",
     "load_or_compute",
@@ -371,3 +373,24 @@ def compute_baselines(
             unavailable[method] = _reason(method, err)
     t, n, c = truth.shape
     return Baselines(points, unavailable, t, n, c, int(holdout_every))
+
+
+def baseline_metrics(baselines: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    """``baseline_r2`` (the best classical compressor's R² at the trial's own ratio, on
+    the same frames the trial is judged on), its method, and ``nines_over_baseline``."""
+    if baselines is None:
+        return {}
+    ratio = metrics.get("compression_ratio")
+    held = metrics.get("holdout_r2")
+    r2 = held if isinstance(held, (int, float)) else metrics.get("final_r2")
+    if not isinstance(ratio, (int, float)) or not isinstance(r2, (int, float)):
+        return {}
+    best = baselines.best_at(float(ratio), holdout=isinstance(held, (int, float)))
+    if best is None:
+        return {"baseline_r2": None, "baseline_method": None, "nines_over_baseline": None}
+    base_r2, method = best
+    return {
+        "baseline_r2": base_r2,
+        "baseline_method": method,
+        "nines_over_baseline": nines(float(r2)) - nines(base_r2),
+    }
