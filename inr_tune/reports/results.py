@@ -102,7 +102,9 @@ def results_frame(tree: Any) -> Any:
     import pandas as pd
 
     rows = results_rows(tree)
-    return pd.DataFrame(rows, columns=_columns(rows))
+    frame = pd.DataFrame(rows, columns=_columns(rows))
+    frame["parent"] = frame["parent"].astype("Int64")  # root's children: <NA>, not NaN
+    return frame
 
 
 def write_results(run_dir: Path, tree: Any) -> Path:
