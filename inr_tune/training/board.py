@@ -19,6 +19,7 @@ import numpy as np
 
 from inr_tune.config import Config
 from inr_tune.training.evaluation import Evaluation
+from inr_tune.training.result import STATUSES
 
 __all__ = [
     "HP_METRICS",
@@ -71,7 +72,12 @@ def write_hparams(
     metrics["hp/ok"] = 1.0 if status == "ok" else 0.0
     for tag, value in metrics.items():
         writer.add_scalar(tag, value, step)
-    exp, ssi, sei = hparams_summary({**hparams, "status": status}, metrics)
+    # every row declares the same metric columns (TensorBoard takes the table's columns
+    # from one run's record); a missing value stays empty
+    columns = {f"hp/{k}": 0.0 for k in (*HP_METRICS, "ok")}
+    exp, ssi, sei = hparams_summary(
+        {**hparams, "status": status}, columns, hparam_domain_discrete={"status": list(STATUSES)}
+    )
     file_writer = writer._get_file_writer()
     for summary in (exp, ssi, sei):
         file_writer.add_summary(summary, step)
