@@ -9,7 +9,6 @@ was given and what is allowed. The older tools' YAML dialect (sections ``graph_m
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 from inr_tune.config_anchor import from_anchor_dialect, is_anchor_dialect
+from inr_tune.config_check import check, coerce
 from inr_tune.errors import ConfigError
 
 __all__ = [
@@ -264,78 +264,6 @@ SECTIONS: dict[str, type] = {
 # --------------------------------------------------------------------------- validation
 
 
-def _type_name(tp: Any) -> str:
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if args:
-        names = " or ".join(_type_name(a) for a in args)
-        return names + (" or null" if type(None) in typing.get_args(tp) else "")
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(section: str, key: str, value: Any, tp: Any) -> Any:
-    """Return ``value`` as type ``tp`` or raise ConfigError (ints become floats, not back)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(section, key, value, arg)
-            except ConfigError as err:
-                errors.append(err)
-        raise ConfigError(
-            f"{section}.{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
-        )
-    bad = ConfigError(
-        f"{section}.{key}: expected {_type_name(tp)}, got {value!r} ({type(value).__name__})"
-    )
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise bad
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-4" (no dot) as a string
-                return float(value)
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise bad
-    raise bad
-
-
-def _check(section: str, key: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
-    if value is None or isinstance(value, bool):
-        return
-    choices = meta.get("choices")
-    if choices is not None and value not in choices:
-        raise ConfigError(
-            f"{section}.{key}={value!r} is not allowed; choose one of: {', '.join(map(str, choices))}"
-        )
-    if isinstance(value, (int, float)):
-        if "min" in meta and value < meta["min"]:
-            raise ConfigError(f"{section}.{key}={value} is out of range; must be ≥ {meta['min']}")
-        if "gt" in meta and value <= meta["gt"]:
-            raise ConfigError(f"{section}.{key}={value} is out of range; must be > {meta['gt']}")
-        if "max" in meta and value > meta["max"]:
-            raise ConfigError(f"{section}.{key}={value} is out of range; must be ≤ {meta['max']}")
-
-
 def _build_section(section: str, values: Any) -> Any:
     cls = SECTIONS[section]
     if values is None:
@@ -352,8 +280,8 @@ def _build_section(section: str, values: Any) -> Any:
             raise ConfigError(
                 f"unknown key {key!r} in section {section!r}; allowed: {', '.join(fields)}"
             )
-        value = _coerce(section, key, value, hints[key])
-        _check(section, key, value, fields[key].metadata)
+        value = coerce(section, key, value, hints[key])
+        check(section, key, value, fields[key].metadata)
         kwargs[key] = value
     return cls(**kwargs)
 
