@@ -12,7 +12,6 @@ applied on top, and again on ``--resume`` from the journal.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -54,35 +53,7 @@ from inr_tune.runner.cluster import (
 from inr_tune.runner.tuner import run_block_on_ray
 from inr_tune.settings import Settings
 
-__all__ = ["execute", "finished_blocks", "make_proposer", "run_finished"]
-
-
-def make_proposer(search: Any, run_dir: Path, log: Any) -> tuple[Any, str]:
-    """(proposer, name) for ``search`` (the settings' search section)."""
-    from inr_tune.search.proposers import RuleProposer
-
-    rule = RuleProposer(seed=search.seed)
-    choice = search.proposer
-    has_key = bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
-    if choice == "auto":
-        choice = "llm" if has_key else "rule"
-    if choice == "rule":
-        return rule, "rule"
-    if not has_key and not os.environ.get("ANTHROPIC_BASE_URL"):
-        raise ConfigError(
-            "--proposer llm needs ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in the environment"
-        )
-    from inr_tune.search.proposers.llm import LLMProposer
-
-    llm = LLMProposer(
-        search.llm_model,
-        fallback=rule,
-        run_dir=run_dir,
-        log=log,
-        timeout_s=search.llm_timeout_s,
-        max_retries=search.llm_max_retries,
-    )
-    return llm, f"llm ({search.llm_model})"
+__all__ = ["execute", "finished_blocks", "run_finished"]
 
 
 def run_finished(records: list[Any]) -> bool:
@@ -247,6 +218,8 @@ class SearchRun:
             self.proposer_name = "none"
         else:
             log = lambda event, **data: ctx.log(event, **data)  # noqa: E731
+            from inr_tune.search.proposers import make_proposer
+
             ctx.proposer, self.proposer_name = make_proposer(s.search, run_dir, log)
         self.memory = expected_memory(self.ds) if self.gpus else None
         self.gpu_bytes = cluster_gpu_memory() if self.gpus else None

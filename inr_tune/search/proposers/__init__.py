@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
+from inr_tune.errors import ConfigError
 from inr_tune.search.proposers.base import (
     BlockReview,
     NodeNote,
@@ -25,5 +30,32 @@ __all__ = [
     "RuleProposer",
     "SearchState",
     "check_proposal",
+    "make_proposer",
     "taken_configs",
 ]
+
+
+def make_proposer(search: Any, run_dir: Path, log: Any) -> tuple[Any, str]:
+    """(proposer, name) for ``search`` (the settings' search section)."""
+    rule = RuleProposer(seed=search.seed)
+    choice = search.proposer
+    has_key = bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+    if choice == "auto":
+        choice = "llm" if has_key else "rule"
+    if choice == "rule":
+        return rule, "rule"
+    if not has_key and not os.environ.get("ANTHROPIC_BASE_URL"):
+        raise ConfigError(
+            "--proposer llm needs ANTHROPIC_API_KEY (or ANTHROPIC_AUTH_TOKEN) in the environment"
+        )
+    from inr_tune.search.proposers.llm import LLMProposer
+
+    llm = LLMProposer(
+        search.llm_model,
+        fallback=rule,
+        run_dir=run_dir,
+        log=log,
+        timeout_s=search.llm_timeout_s,
+        max_retries=search.llm_max_retries,
+    )
+    return llm, f"llm ({search.llm_model})"
