@@ -382,13 +382,11 @@ def load_config(
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:
-    """Write ``cfg`` as YAML (atomically: temp file then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    tmp.replace(p)
-    return p
+    """Write ``cfg`` as YAML (atomically: ``fileio.write_durable``)."""
+    from inr_tune.fileio import write_durable
+
+    write_durable(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    return Path(path)
 
 
 def describe(sections: tuple[str, ...] | None = None) -> str:

@@ -183,12 +183,15 @@ def field_panel(
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 80) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    tmp.replace(path)
-    return path
+    """Write ``fig`` as a PNG at ``path`` (atomically: ``fileio.write_durable``)."""
+    import io
+
+    from inr_tune.fileio import write_durable
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
+    write_durable(path, buf.getvalue())
+    return Path(path)
 
 
 def tree_plot(tree: Any, classes: dict[str, float], title: str = "") -> Figure:

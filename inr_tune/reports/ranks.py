@@ -13,12 +13,14 @@ in the block's ``block_start`` event, so a block and a resumed block compute the
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from inr_tune.fileio import write_durable
 
 __all__ = ["format_ranks", "load_or_compute_ranks"]
 
@@ -60,13 +62,9 @@ def load_or_compute_ranks(
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass  # missing or unreadable: compute
         ranks = window_ranks(ds.read(f"fields/{data.field}", start, start + data.n_frames))
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"key": key, **ranks}), encoding="utf-8")
-            tmp.replace(path)
-        except OSError:
-            pass  # a read-only cache only costs the recomputation
+        # a shared cache (a temp file of this process's own); read-only costs a recomputation
+        with contextlib.suppress(OSError):
+            write_durable(path, json.dumps({"key": key, **ranks}), unique=True)
         return ranks
     except Exception as err:  # the ranks must never stop the search
         print(f"  window ranks unavailable: {type(err).__name__}: {err}")
