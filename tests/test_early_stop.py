@@ -297,3 +297,32 @@ def test_asha_stopped_trial_is_written_like_any_other(dataset: Path, tmp_path: P
     stopped = json.loads((tmp_path / "iter_002" / "metrics.json").read_text())
     assert stopped["steps_done"] == 32 and stopped["partial"] is True
     assert stopped["holdout_r2"] == session.done[2][1]["holdout_r2"]
+
+
+def test_trial_results_read_back_and_unfinished_trials_get_their_files(tmp_path: Path) -> None:
+    """The final report's metrics_json is a TrialResult's layout (junk is a failed node,
+    not a crash of the driver); a trial that could not write its files (stopped by ASHA,
+    died) gets metrics.json and its HParams row from the driver."""
+    from inr_tune.runner.trainable import record_unfinished_trial
+    from inr_tune.training.result import TrialResult
+
+    result = TrialResult("diverged", "loss became nan", {"final_r2": 0.1}, steps_done=7)
+    status, metrics, error = result_to_outcome({"metrics_json": result.to_json()}, False)
+    assert (status, error) == ("diverged", "loss became nan") and metrics == result.to_dict()
+    for junk in ('{"status": "done"}', "not json"):
+        status, _, error = result_to_outcome({"metrics_json": junk}, False)
+        assert status == "failed" and "could not be read" in error
+    row = {"step": 32, "final_r2": 0.8, "holdout_r2": 0.7, "score": 0.7, "steps_done": 32}
+    status, metrics, error = result_to_outcome(row, error=False)
+    cfg = load_config(None, TINY)
+    config = {
+        "cfg": cfg.to_dict(),
+        "node_id": 3,
+        "out_dir": str(tmp_path),
+        "tb_name": "b1_iter_003",
+    }
+    record_unfinished_trial(config, status, metrics, error)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["status"] == "early_stopped" and saved["steps_done"] == 32
+    assert saved["holdout_r2"] == 0.7 and saved["partial"] is True
+    assert _hparams_status(tmp_path / "b1_iter_003") == "early_stopped"

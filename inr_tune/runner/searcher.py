@@ -56,8 +56,11 @@ def result_to_outcome(
         if _finite(held if held is not None else metrics["final_r2"]):
             return "early_stopped", metrics, None
         return "failed", metrics, "stopped before any finite R² was reported"
-    metrics = json.loads(raw)  # a TrialResult's flat layout (TrialResult.to_json)
-    trial = TrialResult.from_dict(metrics)
+    try:
+        metrics = json.loads(raw)  # a TrialResult's flat layout (TrialResult.to_json)
+        trial = TrialResult.from_dict(metrics)
+    except (TypeError, ValueError) as err:  # not JSON, not a result, an unknown status
+        return "failed", {}, f"the trial's result could not be read: {err}"
     if trial.status == "ok" and not _finite(metrics.get("final_r2")):
         return "failed", metrics, "no finite final_r2 in the trial's metrics"
     return trial.status, metrics, trial.error
