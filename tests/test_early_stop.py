@@ -326,3 +326,45 @@ def test_trial_results_read_back_and_unfinished_trials_get_their_files(tmp_path:
     assert saved["status"] == "early_stopped" and saved["steps_done"] == 32
     assert saved["holdout_r2"] == 0.7 and saved["partial"] is True
     assert _hparams_status(tmp_path / "b1_iter_003") == "early_stopped"
+
+
+def test_periodic_eval_snapshots_within_their_share_and_rows_on_time() -> None:
+    """A fake clock: calls of 16 steps take 1 s, a snapshot 2 s. Snapshots: at the first
+    evaluation, then only while all of them stay ≤ 5 % of the time so far; light rows
+    every 5 s between evaluations; nothing reported at the run's end."""
+    from types import SimpleNamespace
+
+    from inr_tune.training.callbacks import PeriodicEval
+
+    now = [0.0]
+    rows: list[dict[str, Any]] = []
+    snaps: list[int] = []
+
+    def snapshot(module: Any) -> None:
+        snaps.append(module.step)
+        now[0] += 2.0
+
+    class Fixed(PeriodicEval):
+        def quick_eval(self, module: Any) -> dict[str, float | None]:
+            return {"final_r2": 0.5, "holdout_r2": 0.4}
+
+    ev = Fixed(
+        160, report=rows.append, snapshot=snapshot, progress_every_s=5.0, clock=lambda: now[0]
+    )
+    module = SimpleNamespace(step=0, planned_steps=1600, diverged=None, losses=[])
+    trainer = SimpleNamespace(logger=None)
+    ev.on_train_start(trainer, module)  # type: ignore[arg-type]
+    while module.step < module.planned_steps:
+        now[0] += 1.0
+        module.step += 16
+        module.losses.append((module.step, 0.1))
+        ev.on_train_batch_end(trainer, module, None, None, 0)  # type: ignore[arg-type]
+    assert [r["step"] for r in rows if r["steps_done"] == r["step"]] == list(range(160, 1600, 160))
+    assert snaps[0] == 160 and len(snaps) < 10
+    for i, s in enumerate(snaps[1:], start=1):  # each later one within the 5 % share
+        assert 2.0 * i <= 0.05 * (s / 16 + 2.0 * i)
+    light = [r for r in rows if r["steps_done"] != r["step"]]
+    assert light and all(r["score"] == 0.4 or r["step"] == 0 for r in light)
+    assert max(r["steps_done"] for r in rows) < 1600  # the end is the final report's
+    ev.on_train_end(trainer, module)  # type: ignore[arg-type]
+    assert ev.training_time == pytest.approx(100.0)  # 100 calls; snapshots excluded
