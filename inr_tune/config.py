@@ -33,6 +33,7 @@ __all__ = [
     "load_config",
     "parse_set",
     "save_config",
+    "search_keys_set",
 ]
 
 
@@ -379,6 +380,29 @@ def load_config(
         return config_from_dict(apply_overrides(raw, sets))
     except ConfigError as err:
         raise ConfigError(f"{err}{where}") from None
+
+
+def search_keys_set(path: str | Path | None, sets: list[str] | None) -> list[str]:
+    """The search.* / block.* keys that ``--set`` items or our YAML at ``path`` give a
+    value other than the default: a training does nothing with them (the older dialect's
+    ``claude`` section maps onto them and is left alone)."""
+    default = Config().to_dict()
+    given: dict[str, Any] = {}
+    raw = read_yaml(path) if path is not None else None
+    if isinstance(raw, dict) and not is_anchor_dialect(raw):
+        for section in ("search", "block"):
+            for key, value in (raw.get(section) or {}).items():
+                given[f"{section}.{key}"] = value
+    for item in sets or []:
+        section, key, value = parse_set(item)
+        if section in ("search", "block"):
+            given[f"{section}.{key}"] = value
+    changed = []
+    for dotted, value in given.items():
+        section, key = dotted.split(".")
+        if key in default[section] and value != default[section][key]:
+            changed.append(dotted)
+    return changed
 
 
 def save_config(cfg: Config, path: str | Path) -> Path:

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from inr_tune.cli import EXIT_INTERNAL, EXIT_OK, run_cli
-from inr_tune.config import describe, load_config
+from inr_tune.config import describe, load_config, search_keys_set
+from inr_tune.errors import ConfigError
 
 __all__ = ["main"]
 
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     sets = list(args.set) + ([f"data.path={args.data}"] if args.data else [])
     cfg = load_config(args.config, sets, notes=notes)
+    search_keys = search_keys_set(args.config, sets)
+    if search_keys:
+        block = " ".join(["python -m inr_tune.block", *([args.config] if args.config else [])])
+        raise ConfigError(
+            f"{search_keys[0]} configures a search, not a training: run {block} "
+            f"--set {search_keys[0]}=… instead, or remove it"
+        )
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     out = Path(args.out) if args.out else Path("runs") / "train" / time.strftime("%Y%m%d-%H%M%S")

@@ -204,3 +204,29 @@ def test_user_input_bad_value_is_refused_not_applied(tmp_path: Path) -> None:
     event = ctx.journal.of("user_input")[-1]
     assert event["settings"] == {} and len(event["problems"]) == 2
     assert ctx.n_iter == 8
+
+
+@pytest.mark.parametrize(
+    "argv", [["--set", "search.ucb_c=2"], ["--set", "block.iterations=3"], ["YAML"]]
+)
+def test_a_training_refuses_search_and_block_keys(argv: list[str], tmp_path: Path) -> None:
+    """A training does nothing with them: one line, exit 2; default.yaml itself runs."""
+    if argv == ["YAML"]:
+        path = tmp_path / "t.yaml"
+        path.write_text("training: {lr: 0.001}\nsearch: {reward: r2}\n")
+        argv = [str(path)]
+    r = subprocess.run(
+        [sys.executable, "-m", "inr_tune.train", *argv, "--out", str(tmp_path / "t")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "configures a search, not a training" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_default_yaml_has_no_search_keys_a_training_refuses() -> None:
+    from inr_tune.config import search_keys_set
+
+    assert search_keys_set(ROOT / "configs" / "default.yaml", []) == []

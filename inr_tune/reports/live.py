@@ -45,9 +45,10 @@ class LiveTable:
             print(line, flush=True)
 
     def progress(self, node_id: int, row: dict[str, Any]) -> None:
-        """A running trial's intermediate report: ``step``, ``total_steps``, ``score``
-        (the R² it would be judged by), ``eta_s`` (runner/trainable.py)."""
-        step, total = row.get("step"), row.get("total_steps")
+        """A running trial's intermediate report (runner/trainable.py): ``steps_done`` of
+        ``total_steps``, ``score`` (the R² of its latest evaluation, the one it would be
+        judged by; NaN before the first) and ``eta_s``."""
+        step, total = row.get("steps_done", row.get("step")), row.get("total_steps")
         if not isinstance(step, (int, float)):
             return
         r2, eta = row.get("score"), row.get("eta_s")
