@@ -33,7 +33,7 @@ def _worker(device: str, steps: int, threads: int, start: mp.Barrier, out: mp.Qu
         frames = 400
 
     values, positions = T._window(Args, n_points=9000)
-    T._quiet_lightning()
+    T.quiet_lightning()
     module = T.INRModule(T._config(256, 4, steps, 1, device), values, positions, 1.0)
     T.lightning_loop(module, max(16, steps // 20))  # warm-up (allocator, kernels)
     module = T.INRModule(T._config(256, 4, steps, 1, device), values, positions, 1.0)

@@ -27,8 +27,6 @@ from inr_tune.config import Config, load_config
 from inr_tune.training.fit import build_trainer, quiet_lightning, step_loader
 from inr_tune.training.module import INRModule
 
-_quiet_lightning = quiet_lightning  # the name benchmarks/gpu_packing.py calls
-
 
 def _window(args: argparse.Namespace, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Values [T, N, C] and positions of the benchmark window (F, 400 frames)."""
