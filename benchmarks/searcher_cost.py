@@ -1,6 +1,7 @@
 """The searcher's own cost per suggestion, and the driver's idle time between batches.
 
     python benchmarks/searcher_cost.py [--nodes 200] [--parallel 4] [--run runs/NAME]
+        [--clock wall|cpu] [--dump proposals.json] [--profile out.prof]
 
 (a) Drives a ``BlockSession`` + ``UCBTreeSearcher`` with the rule proposer through
 ``--nodes`` trials without Ray workers (results are synthetic), timing ``suggest`` (which
@@ -8,6 +9,12 @@ includes proposing a batch, validating it and fsync'ing the journal) and
 ``on_trial_complete`` (verdict, UCB, journal). (b) With ``--run``, reads a finished run's
 journal and prints, per batch, the gap between its last result and the next batch being
 proposed (the proposer's time), and the whole gap until the next trial reported anything.
+
+Issue 14 §4 asks ≤ 50 ms per suggestion up to 500 nodes: ``--nodes 500``. The proposer's
+own share (each ``RuleProposer.propose`` call) is printed apart from the session's. On a
+shared machine ``--clock cpu`` times this process's CPU time, not other work's. ``--dump``
+writes every node's proposal, so two versions of the searcher can be compared (``cmp``);
+``--profile`` writes cProfile stats (``python -m pstats``).
 """
 
 from __future__ import annotations
@@ -33,24 +40,35 @@ def synthetic_r2(cfg: dict) -> float:
     return float(1 - 10 ** (-3 + score))
 
 
-def drive(n_nodes: int, parallel: int) -> None:
-    from inr_tune.reports.journal import Journal
+def drive(n_nodes: int, parallel: int, dump: Path | None = None, clock: str = "wall") -> None:
+    from inr_tune.journal import Journal
     from inr_tune.runner.searcher import UCBTreeSearcher
     from inr_tune.search.experiment import BlockSpec, load_experiment
     from inr_tune.search.proposers import RuleProposer
     from inr_tune.search.session import BlockSession, RunContext
     from inr_tune.search.tree import Tree
 
+    now = time.perf_counter if clock == "wall" else time.process_time
     with tempfile.TemporaryDirectory() as tmp:
         exp = load_experiment("mpm")
         rule = RuleProposer(seed=0)
+        propose_calls: list[float] = []  # the proposer's own share of a proposing suggest
+        plain_propose = rule.propose
+
+        def timed_propose(state, n_slots):
+            t0 = now()
+            try:
+                return plain_propose(state, n_slots)
+            finally:
+                propose_calls.append(now() - t0)
+
+        rule.propose = timed_propose  # type: ignore[method-assign]
         ctx = RunContext(
             run_dir=Path(tmp),
             journal=Journal(Path(tmp) / "journal.jsonl"),
             tree=Tree(),
             experiment=exp,
             proposer=rule,
-            fallback=rule,
             parallel=parallel,
             n_iter=n_nodes,
             reward="nines",
@@ -65,9 +83,9 @@ def drive(n_nodes: int, parallel: int) -> None:
         n = 0
         while True:
             proposing = not session.queued() and not running
-            t0 = time.perf_counter()
+            t0 = now()
             cfg = searcher.suggest(f"t{n}")
-            dt = time.perf_counter() - t0
+            dt = now() - t0
             if cfg == "FINISHED" and not running:
                 break
             if isinstance(cfg, dict):
@@ -76,16 +94,17 @@ def drive(n_nodes: int, parallel: int) -> None:
                 n += 1
                 continue
             for tid, c in running:  # the batch finishes
-                t0 = time.perf_counter()
+                t0 = now()
                 r2 = synthetic_r2(c["cfg"])
                 searcher.on_trial_complete(
                     tid, {"metrics_json": json.dumps({"status": "ok", "final_r2": r2})}
                 )
-                complete_s.append(time.perf_counter() - t0)
+                complete_s.append(now() - t0)
             running = []
         best = session.tree.best(1)
         for name, xs in (
             ("suggest that proposes a batch", propose_s),
+            ("of which each propose call", propose_calls),
             ("suggest from a queued batch", suggest_s),
             ("on_trial_complete", complete_s),
         ):
@@ -95,10 +114,15 @@ def drive(n_nodes: int, parallel: int) -> None:
                     f"{name:>30}: median {np.median(a):7.2f} ms, p95 {np.percentile(a, 95):7.2f} ms, max {a.max():7.2f} ms (n={len(a)})"
                 )
         print(f"{n} trials, tree of {len(session.tree)} nodes; best synthetic R² {best.r2:.6f}")
+        if dump is not None:  # what was proposed, to compare two versions of the searcher
+            keep = ("id", "parent", "block", "mutation", "strategy", "hypothesis", "expect")
+            rows = [{k: node.to_dict()[k] for k in keep} for node in session.tree.nodes]
+            dump.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+            print(f"proposals written to {dump}")
 
 
 def idle_gaps(run: Path) -> None:
-    from inr_tune.reports.journal import read_events
+    from inr_tune.journal import read_events
 
     events = read_events(run / "journal.jsonl")
     last_done = None
@@ -127,8 +151,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=200)
     p.add_argument("--parallel", type=int, default=4)
     p.add_argument("--run", type=Path, default=None, help="a finished run directory to analyse")
+    p.add_argument(
+        "--dump", type=Path, default=None, help="write every node's proposal (JSON) to this file"
+    )
+    p.add_argument(
+        "--profile", type=Path, default=None, help="write cProfile stats of the drive here"
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time with the wall clock or this process's CPU time (steadier on a shared machine)",
+    )
     args = p.parse_args(argv)
-    drive(args.nodes, args.parallel)
+    if args.profile is not None:
+        import cProfile
+
+        prof = cProfile.Profile(time.process_time if args.clock == "cpu" else time.perf_counter)
+        prof.runcall(drive, args.nodes, args.parallel, args.dump, args.clock)
+        prof.dump_stats(args.profile)
+    else:
+        drive(args.nodes, args.parallel, args.dump, args.clock)
     if args.run:
         idle_gaps(args.run)
     return 0

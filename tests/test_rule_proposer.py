@@ -368,3 +368,46 @@ def test_default_review_block_dedups_rules() -> None:
     assert first.new_rules
     again = RuleProposer().review_block(make_state(tree, rules=first.new_rules))
     assert again.new_rules == []
+
+
+# ----------------------------------------------------------------------------- speed-ups
+
+
+@pytest.mark.slow
+def test_benchmark_run_proposes_as_recorded(tmp_path) -> None:
+    """The 200-trial run of ``benchmarks/searcher_cost.py`` (rule proposer, seed 0, synthetic
+    results) proposes exactly what it did before the searcher was made faster (issue 14 §4):
+    every node's parent, mutation, strategy, hypothesis and expectation. An intended change
+    of the rules changes this hash: check the new proposals, then record the new hash."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "searcher_cost.py"
+    spec = importlib.util.spec_from_file_location("searcher_cost", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    dump = tmp_path / "proposals.json"
+    bench.drive(200, 4, dump)
+    digest = hashlib.sha1(dump.read_bytes()).hexdigest()
+    assert digest == "281c4eed339a453035a6d4749c8392e26a8bb772"
+
+
+def test_taken_configs_follows_a_growing_tree() -> None:
+    from inr_tune.search.proposers.base import scratch_copy, taken_configs
+    from inr_tune.search.space import config_key
+
+    tree = _mixed_tree()
+    first = taken_configs(tree)
+    first["x"] = -1  # callers may add to the answer: the kept one is not touched
+    grow(tree, 2, {"lr": 4e-4}, 0.995)
+    now = taken_configs(tree)
+    expected: dict[str, int] = {}
+    for node in tree.nodes:
+        expected.setdefault(config_key(node.config), node.id)
+    assert now == expected and "x" not in now
+    copy = scratch_copy(tree)
+    assert copy.to_dict() == tree.to_dict() and taken_configs(copy) == expected
+    copy.add(None, ROOT_CONFIG.replace(model={"omega": 30.0}), {"omega": [8, 30]}, "explore", "", 1)
+    assert len(tree) == len(copy) - 1

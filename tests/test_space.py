@@ -12,7 +12,7 @@ import yaml
 
 from inr_tune.config import Config
 from inr_tune.errors import ConfigError, ProposalError
-from inr_tune.search.space import SearchSpace, as_config, config_key
+from inr_tune.search.space import SearchSpace, as_config, config_key, stored
 from tests.yaml_validators import validate_shipped_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -291,3 +291,29 @@ def test_malformed_space_files(tmp_path: Path) -> None:
                 }
             }
         )
+
+
+@pytest.mark.parametrize("name", ["mpm.yaml", "flyvis.yaml"])
+def test_child_key_matches_the_built_child(name: str, cfg: Config) -> None:
+    """``StoredConfig.child_key`` (the searcher's shortcut) keys every valid one-value child
+    of the shipped spaces as ``config_key`` keys the built Config."""
+    space = SearchSpace.from_yaml(SPACES / name)
+    base = stored(cfg.to_dict())
+    assert base.key == config_key(cfg) and base.get("training.lr") == cfg.training.lr
+    checked = 0
+    for pname in space.params:
+        p = space.param(pname)
+        for value in p.neighbours(cfg.get(p.key)) + [v for v in p.values if v is not None]:
+            try:
+                child = space.apply(cfg, {pname: value})
+            except ProposalError:
+                continue
+            assert base.child_key(p.key, p.coerce(value)) == config_key(child), (pname, value)
+            checked += 1
+    assert checked > 20
+
+
+def test_stored_is_cached_by_content_and_identity(cfg: Config) -> None:
+    raw = cfg.to_dict()
+    assert stored(raw) is stored(raw) is stored(copy.deepcopy(raw))
+    assert stored(raw).config == as_config(raw)

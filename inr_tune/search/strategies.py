@@ -21,6 +21,7 @@ the last node that used it, so a trigger does not fire again on the same evidenc
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,8 +36,8 @@ from inr_tune.search.seeds import (
     seed_groups,
     unconfirmed,
 )
-from inr_tune.search.space import SearchSpace, as_config, config_key, fmt_value
-from inr_tune.search.tree import HAS_R2, Node, Tree
+from inr_tune.search.space import SearchSpace, as_config, config_key, fmt_value, stored
+from inr_tune.search.tree import HAS_R2, Node, Tree, UCBScore
 from inr_tune.search.verdict import compare_words
 
 __all__ = [
@@ -188,8 +189,11 @@ def explore(
     classes: Mapping[str, float],
     ucb_c: float = 1.414,
     reward: str = "nines",
+    ranking: list[UCBScore] | None = None,
 ) -> Trigger | None:
-    """n_iter_block/4 (at least 2) consecutive successes: branch outside the recent chain."""
+    """n_iter_block/4 (at least 2) consecutive successes: branch outside the recent chain.
+
+    ``ranking``: ``tree.ucb_scores(block, ucb_c, reward)`` if the caller has it."""
     if _pending_with(tree, block, "explore"):
         return None
     need = max(2, n_iter_block // 4)
@@ -200,7 +204,9 @@ def explore(
     if len(run) < need:
         return None
     chain = recent_chain(tree, block)
-    outside = [s.node for s in tree.ucb_scores(block, ucb_c, reward) if s.node.id not in chain]
+    if ranking is None:
+        ranking = tree.ucb_scores(block, ucb_c, reward)
+    outside = [s.node for s in ranking if s.node.id not in chain]
     if not outside:
         return None
     return Trigger(
@@ -211,10 +217,25 @@ def explore(
     )
 
 
-def _improving_params(tree: Tree, node: Node) -> list[str]:
-    """Params whose mutation along ``node``'s chain improved R², biggest gain first."""
-    gains = []
-    for n in tree.chain(node.id):
+def _best_gains(
+    tree: Tree, node: Node, memo: dict[int, dict[str, float]] | None = None
+) -> dict[str, float]:
+    """Each param's largest R² gain among the mutations along ``node``'s chain that improved
+    on their reference (``memo``: node id → its answer, shared along chains in one call).
+
+    Ordered by (gain, name) descending: the params that helped, biggest gain first.
+    """
+    memo = {} if memo is None else memo
+    chain = []  # ``tree.chain(node.id)`` up to the first node already in ``memo``
+    n: Node | None = node
+    while n is not None and n.id not in memo:
+        chain.append(n)
+        n = tree.get(n.parent)
+    if not chain:
+        return memo[node.id]
+    top = chain[-1].parent
+    best = memo[top] if top is not None and top in memo else {}
+    for n in reversed(chain):  # the root end first: each adds its own gain to its parent's
         ref = tree.reference(n.id)
         if (
             n.mutated
@@ -223,8 +244,11 @@ def _improving_params(tree: Tree, node: Node) -> list[str]:
             and ref.r2 is not None
             and compare_words(n.r2, ref.r2) == "better"
         ):
-            gains.append((n.r2 - ref.r2, n.mutated))
-    return [p for _, p in sorted(gains, reverse=True)]
+            gain = n.r2 - ref.r2
+            if gain > best.get(n.mutated, -math.inf):
+                best = {**best, n.mutated: gain}
+        memo[n.id] = best
+    return memo[node.id]
 
 
 def recombine(
@@ -240,6 +264,11 @@ def recombine(
     The value adopted is the other node's "best param": among the params its lineage
     mutated with a gain (biggest gain first) and where the two configs differ, the first
     that gives a valid config not tried yet. No gain in its lineage: nothing to adopt.
+    Pairs are tried best first (the higher node by R², then its partner by R²).
+
+    Most pairs of a grown tree give configs tried before, so a candidate is first keyed
+    without building it (``StoredConfig.child_key``); only an untried key is built and
+    checked (``space.mutate``), as for every pair before.
     """
     if taken is None:
         taken = {config_key(n.config) for n in tree.nodes}
@@ -247,21 +276,64 @@ def recombine(
         n for n in tree.finished(block) if n.r2 is not None and n.r2 > high and not is_seed_rerun(n)
     ]
     good.sort(key=lambda n: (-(n.r2 or 0.0), n.id))
-    params = space.search_params
+    if len(good) < 2:
+        return None
+    params = {p: space.param(p) for p in space.search_params}
+    pins = set(pinned or {})
+    stored_of = {n.id: stored(n.config) for n in good}
+    memo: dict[int, dict[str, float]] = {}
+    # Each node as a partner offers (param, its value, identity) in the order they are
+    # tried; ``last``: each offered item → the last position in ``good`` offering it.
+    offers: dict[int, list[tuple[str, Any, tuple[str, type, str]]]] = {}
+    last: dict[tuple[str, type, str], tuple[int, str, Any]] = {}
+    for j, lo in enumerate(good):
+        gains = _best_gains(tree, lo, memo)
+        order = [p for _, p in sorted(((g, p) for p, g in gains.items()), reverse=True)]
+        items = []
+        for p in order:
+            if p in params:
+                value = stored_of[lo.id].get(params[p].key)
+                ik = (p, type(value), repr(value))
+                items.append((p, value, ik))
+                last[ik] = (j, p, value)
+        offers[lo.id] = items
+    by_last = sorted(((j, p, v, ik) for ik, (j, p, v) in last.items()), key=lambda t: -t[0])
+    coerced: dict[tuple[str, type, str], Any] = {}
+
+    def may_adopt(hi: Node, p: str, value: Any, ik: tuple[str, type, str]) -> bool:
+        """Cheap: the value differs, is allowed and keys a config not tried yet."""
+        q = params[p]
+        if q.is_seed or q.key in pins or p in pins:
+            return False
+        if q.same(stored_of[hi.id].get(q.key), value):
+            return False
+        if ik not in coerced:
+            try:
+                coerced[ik] = q.coerce(value)
+            except ProposalError:
+                coerced[ik] = _INVALID
+        new = coerced[ik]
+        return new is not _INVALID and stored_of[hi.id].child_key(q.key, new) not in taken
+
     for i, hi in enumerate(good):
-        hi_cfg = as_config(hi.config)
+        # the items a later partner offers that ``hi`` could adopt; none: skip its pairs
+        adoptable = set()
+        for j, p, value, ik in by_last:
+            if j <= i:
+                break
+            if may_adopt(hi, p, value, ik):
+                adoptable.add(ik)
+        if not adoptable:
+            continue
+        hi_cfg = stored_of[hi.id].config
         for lo in good[i + 1 :]:
+            cands = [(p, v) for p, v, ik in offers[lo.id] if ik in adoptable]
+            if not cands:
+                continue
             dist = tree.distance(hi.id, lo.id)
             if dist < 2:
                 continue
-            lo_cfg = as_config(lo.config)
-            differ = [
-                p
-                for p in params
-                if not space.param(p).same(hi_cfg.get(space.key_of(p)), lo_cfg.get(space.key_of(p)))
-            ]
-            for p in dict.fromkeys(q for q in _improving_params(tree, lo) if q in differ):
-                value = lo_cfg.get(space.key_of(p))
+            for p, value in cands:
                 try:
                     child, _ = space.mutate(hi_cfg, {p: value}, pinned, strategy="recombine")
                 except ProposalError:
@@ -280,10 +352,19 @@ def recombine(
     return None
 
 
+_INVALID = object()
+
+
 def forced_branch(
-    tree: Tree, block: int, ucb_c: float = 1.414, reward: str = "nines"
+    tree: Tree,
+    block: int,
+    ucb_c: float = 1.414,
+    reward: str = "nines",
+    ranking: list[UCBScore] | None = None,
 ) -> Trigger | None:
-    """4+ consecutive converged nodes mutating one param: 2nd-best UCB node, another param."""
+    """4+ consecutive converged nodes mutating one param: 2nd-best UCB node, another param.
+
+    ``ranking``: ``tree.ucb_scores(block, ucb_c, reward)`` if the caller has it."""
     if _pending_with(tree, block, "forced-branch"):
         return None
     done = [n for n in _finished_since(tree, block, "forced-branch") if n.mutated]
@@ -293,11 +374,13 @@ def forced_branch(
     run = _trailing(done, lambda n: n.status in HAS_R2 and n.mutated == last)
     if len(run) < SAME_PARAM_LIMIT:
         return None
-    ranking = [s.node for s in tree.ucb_scores(block, ucb_c, reward)]
+    nodes = [
+        s.node for s in (tree.ucb_scores(block, ucb_c, reward) if ranking is None else ranking)
+    ]
     chain = recent_chain(tree, block)
-    rest = ranking[1:]
+    rest = nodes[1:]
     outside = [n for n in rest if n.id not in chain]
-    pick = (outside or rest or ranking)[0]
+    pick = (outside or rest or nodes)[0]
     return Trigger(
         "forced-branch",
         f"{len(run)} consecutive converged nodes mutated {last} (nodes {_ids(run)}); "
@@ -308,11 +391,18 @@ def forced_branch(
 
 
 def switch_param(
-    tree: Tree, block: int, ucb_c: float = 1.414, reward: str = "nines"
+    tree: Tree,
+    block: int,
+    ucb_c: float = 1.414,
+    reward: str = "nines",
+    ranking: list[UCBScore] | None = None,
 ) -> Trigger | None:
-    """A param mutated 4+ times in the block: mutate another one (once per overuse)."""
+    """A param mutated 4+ times in the block: mutate another one (once per overuse).
+
+    ``ranking``: ``tree.ucb_scores(block, ucb_c, reward)`` if the caller has it."""
     over = overused_params(tree, block)
-    ranking = tree.ucb_scores(block, ucb_c, reward)
+    if ranking is None:
+        ranking = tree.ucb_scores(block, ucb_c, reward)
     if not over or not ranking:
         return None
     nodes = _ordered(tree, block)
@@ -415,14 +505,15 @@ def detect(
     """Every strategy whose condition holds, by priority (exploit is implied, not listed)."""
     if taken is None:
         taken = {config_key(n.config) for n in tree.nodes}
+    ranking = tree.ucb_scores(block, ucb_c, reward)  # shared by three conditions
     found = [
         stochastic_field(tree, block, field),
         robustness_test(tree, block, space, classes, taken),
         recombine(tree, block, space, pinned, taken),
-        forced_branch(tree, block, ucb_c, reward),
+        forced_branch(tree, block, ucb_c, reward, ranking),
         failure_probe(tree, block),
-        explore(tree, block, n_iter_block, classes, ucb_c, reward),
-        switch_param(tree, block, ucb_c, reward),
+        explore(tree, block, n_iter_block, classes, ucb_c, reward, ranking),
+        switch_param(tree, block, ucb_c, reward, ranking),
     ]
     return [t for t in found if t is not None]
 

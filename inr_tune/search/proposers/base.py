@@ -7,6 +7,8 @@ and adds the accepted ones to the tree as pending nodes.
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,8 +17,8 @@ from typing import Any
 from inr_tune.config import Config
 from inr_tune.errors import ProposalError
 from inr_tune.search import strategies
-from inr_tune.search.space import SearchSpace, as_config, config_key
-from inr_tune.search.tree import EXPECTS, Tree
+from inr_tune.search.space import SearchSpace, as_config, config_key, stored
+from inr_tune.search.tree import EXPECTS, Node, Tree
 
 __all__ = [
     "BlockReview",
@@ -27,6 +29,7 @@ __all__ = [
     "SearchState",
     "admit",
     "check_proposal",
+    "scratch_copy",
     "taken_configs",
 ]
 
@@ -128,11 +131,44 @@ class SearchState:
         )
 
 
+# per tree: (nodes seen, the last of them, config_key → first node id); a tree only grows
+_TAKEN: weakref.WeakKeyDictionary[Tree, tuple[int, Node | None, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def taken_configs(tree: Tree) -> dict[str, int]:
-    """``config_key`` → first node id having that config, over the whole run."""
-    out: dict[str, int] = {}
+    """``config_key`` → first node id having that config, over the whole run.
+
+    A new dict each call (callers add to it). Nodes are only ever appended and their
+    configs never edited, so each tree's answer is kept and only new nodes are keyed.
+    """
+    nodes = tree.nodes
+    seen = _TAKEN.get(tree)
+    if (
+        seen is not None
+        and seen[0] <= len(nodes)
+        and (not seen[0] or nodes[seen[0] - 1] is seen[1])
+    ):
+        start, out = seen[0], dict(seen[2])
+    else:
+        start, out = 0, {}
+    for node in nodes[start:]:
+        out.setdefault(stored(node.config).key, node.id)
+    _TAKEN[tree] = (len(nodes), nodes[-1] if nodes else None, dict(out))
+    return out
+
+
+def scratch_copy(tree: Tree) -> Tree:
+    """A copy of ``tree`` for a proposer to add scratch pending nodes to.
+
+    Its nodes are new objects (adding to the copy leaves ``tree`` alone), but they share
+    their config, mutation and metrics with ``tree``'s: no one edits those, and sharing
+    saves copying every config on every call.
+    """
+    out = Tree()
     for node in tree.nodes:
-        out.setdefault(config_key(node.config), node.id)
+        out.insert(dataclasses.replace(node))
     return out
 
 

@@ -35,9 +35,10 @@ from inr_tune.search.proposers.base import (
     Proposer,
     SearchState,
     admit,
+    scratch_copy,
     taken_configs,
 )
-from inr_tune.search.space import Param, as_config, config_key, fmt_value
+from inr_tune.search.space import Param, StoredConfig, config_key, fmt_value, stored
 from inr_tune.search.tree import DIVERGED, EARLY_STOPPED, FAILED, Node, Tree
 from inr_tune.search.verdict import describe_change, seed_noise
 
@@ -153,6 +154,16 @@ def explain(param: str, old: Any, new: Any, cfg: Config, state: SearchState) -> 
     return (f"{param} {a}", "improve")
 
 
+class _Call:
+    """What one ``propose`` call computes once: the root config's key, the free params per
+    ``avoid``, and which finished nodes were based on which."""
+
+    def __init__(self) -> None:
+        self.root: StoredConfig | None = None
+        self.free: dict[tuple[str, ...], list[Param]] = {}
+        self.based: dict[int, dict[int, list[Node]]] = {}
+
+
 def _weighted_order(params: list[Param], rng: random.Random) -> list[Param]:
     """Params in a random order biased by weight (Efraimidis–Spirakis keys)."""
     keyed = [(rng.random() ** (1.0 / p.weight), p.name, p) for p in params if p.weight > 0]
@@ -171,6 +182,7 @@ class RuleProposer(Proposer):
             raise ValueError(f"seed must be ≥ 0, got {seed}")
         self.seed = int(seed)
         self.max_special = max_special
+        self._call: _Call | None = None  # what one ``propose`` call computes once
 
     # ------------------------------------------------------------------ entry point
 
@@ -181,8 +193,9 @@ class RuleProposer(Proposer):
         if n_slots <= 0:
             return batch
         rng = random.Random(self.seed * 1_000_003 + len(state.tree) * 7_919 + state.block)
-        scratch = state.tree.copy()
+        scratch = scratch_copy(state.tree)
         taken = taken_configs(scratch)
+        self._call = _Call()
         if not any(n.finished for n in scratch.block_nodes(state.block)):
             self._opening(state, scratch, taken, rng, n_slots, batch)
             return batch
@@ -210,15 +223,52 @@ class RuleProposer(Proposer):
         self, state: SearchState, scratch: Tree, taken: dict[str, int], proposal: Proposal
     ) -> Proposal | None:
         """Check a proposal; if valid, add it to the scratch tree as a pending node."""
+        if self._known_repeat(state, scratch, taken, proposal):
+            return None
         try:
             return admit(state, scratch, taken, proposal)
         except ProposalError:
             return None
 
+    def _known_repeat(
+        self, state: SearchState, scratch: Tree, taken: dict[str, int], proposal: Proposal
+    ) -> bool:
+        """True when the proposal's child config is taken, found without building it.
+
+        ``admit`` would refuse such a proposal anyway (as a repeat, or earlier for another
+        reason); this is only the cheap way to the same answer for the many candidate
+        moves that lead to configs tried before (``StoredConfig.child_key``).
+        """
+        if len(proposal.mutation) != 1:
+            return False
+        try:
+            ((name, raw),) = proposal.mutation.items()
+            p = state.space.param(str(name))
+            value = p.coerce(raw)
+        except ProposalError:
+            return False
+        base = self._stored_of(state, scratch, proposal.parent)
+        return base is not None and base.child_key(p.key, value) in taken
+
+    def _stored_of(self, state: SearchState, tree: Tree, parent: int | None) -> StoredConfig | None:
+        if parent is None:
+            call = self._call
+            if call is None:
+                return None
+            if call.root is None:
+                call.root = stored(state.root_config.to_dict())
+            return call.root
+        node = tree.get(parent)
+        return None if node is None else stored(node.config)
+
     def _config_of(self, state: SearchState, tree: Tree, parent: int | None) -> Config:
-        return state.root_config if parent is None else as_config(tree[parent].config)
+        """The parent's config (shared: read it, never change it)."""
+        return state.root_config if parent is None else stored(tree[parent].config).config
 
     def _free_params(self, state: SearchState, avoid: tuple[str, ...] = ()) -> list[Param]:
+        call = self._call
+        if call is not None and avoid in call.free:
+            return list(call.free[avoid])
         pinned = set(state.pinned)
         out = []
         for name in state.space.search_params:
@@ -226,6 +276,8 @@ class RuleProposer(Proposer):
             if name in avoid or p.key in pinned or name in pinned or p.weight <= 0:
                 continue
             out.append(p)
+        if call is not None:
+            call.free[avoid] = list(out)
         return out
 
     def _try(
@@ -317,9 +369,8 @@ class RuleProposer(Proposer):
                 for v in space.param(str(node.mutated)).step(new, d):
                     yield str(node.mutated), v
         if node.r2 is not None:
-            based = [n for n in tree.block_nodes(node.block) if n.finished and n.mutated]
-            for other in based:
-                if other.mutated not in names or tree.reference(other.id) is not node:
+            for other in self._based_on(tree, node):
+                if other.mutated not in names:
                     continue
                 if other.r2 is None or other.r2 < node.r2:
                     old, new = other.mutation[other.mutated]
@@ -334,6 +385,22 @@ class RuleProposer(Proposer):
                     p = space.param(name)
                     for v in p.step(cfg.get(p.key), -1):
                         yield name, v
+
+    def _based_on(self, tree: Tree, node: Node) -> list[Node]:
+        """Finished, mutated nodes of ``node``'s block whose reference is ``node``, in id
+        order (indexed once per call: within a call only pending nodes are added)."""
+        call = self._call
+        index = call.based.get(node.block) if call is not None else None
+        if index is None:
+            index = {}
+            for other in tree.block_nodes(node.block):
+                if other.finished and other.mutated:
+                    ref = tree.reference(other.id)
+                    if ref is not None:
+                        index.setdefault(ref.id, []).append(other)
+            if call is not None:
+                call.based[node.block] = index
+        return [n for n in index.get(node.id, []) if tree.reference(n.id) is node]
 
     # ------------------------------------------------------------------ strategies
 
@@ -436,6 +503,8 @@ class RuleProposer(Proposer):
         avoid: tuple[str, ...],
     ) -> Proposal | None:
         """One mutation of the highest-UCB node that still has an untried move."""
+        if not self._free_params(state, avoid):
+            return None  # every param is avoided: no node has a move (and no rng is drawn)
         for score in scratch.ucb_scores(state.block, state.ucb_c, state.reward):
             node = score.node
             lead = (
