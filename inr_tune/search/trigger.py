@@ -1,0 +1,45 @@
+"""What a strategy condition returns (``Trigger``), the strategy names, and the thresholds
+the conditions and the block-end review share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from inr_tune.search.tree import Node, Tree
+
+__all__ = ["HIGH_R2", "SAME_PARAM_LIMIT", "STRATEGIES", "Trigger", "ordered"]
+
+STRATEGIES = (
+    "baseline",
+    "exploit",
+    "explore",
+    "failure-probe",
+    "recombine",
+    "forced-branch",
+    "switch-param",
+    "robustness-test",
+    "stochastic-field",
+)
+HIGH_R2 = 0.95  # "converged well": failure-probe and recombine thresholds
+SAME_PARAM_LIMIT = 4  # forced-branch, switch-param and the review: one param this often
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A strategy whose condition holds now."""
+
+    strategy: str
+    reason: str  # one line: the evidence
+    parent: int | None = None  # node to branch from
+    mutation: Mapping[str, Any] | None = None  # fixed by the strategy (recombine, robustness)
+    other: int | None = None  # recombine: the node lending its value
+    avoid: tuple[str, ...] = ()  # params not to mutate
+    params: tuple[str, ...] = ()  # params to try, best first
+
+
+def ordered(tree: Tree, block: int) -> list[Node]:
+    """The block's nodes in id order."""
+    return sorted(tree.block_nodes(block), key=lambda n: n.id)
