@@ -1,0 +1,170 @@
+"""Where the rule proposer's candidate moves come from, for one ``propose`` call.
+
+``Candidates`` reads a ``SearchState`` and offers, for a parent node, one-move mutations
+most promising first (``moves``: first those the results point to, then every free
+param's neighbours in weighted random order). What a call computes once (the free params
+per avoid set, which finished nodes were based on which, the root config's key) is kept
+on it; a new call gets a new one.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+from inr_tune.config import Config
+from inr_tune.errors import ProposalError
+from inr_tune.search.proposers.base import Proposal, SearchState
+from inr_tune.search.space import Param, StoredConfig, stored
+from inr_tune.search.tree import DIVERGED, FAILED, Node, Tree
+
+__all__ = ["Candidates", "weighted_order"]
+
+
+def weighted_order(params: list[Param], rng: random.Random) -> list[Param]:
+    """Params in a random order biased by weight (Efraimidis–Spirakis keys)."""
+    keyed = [(rng.random() ** (1.0 / p.weight), p.name, p) for p in params if p.weight > 0]
+    return [p for _, _, p in sorted(keyed, key=lambda t: (-t[0], t[1]))]
+
+
+class Candidates:
+    """The candidate moves of one ``propose`` call on ``state`` (module docstring)."""
+
+    def __init__(self, state: SearchState) -> None:
+        self.state = state
+        self._root: StoredConfig | None = None
+        self._free: dict[tuple[str, ...], list[Param]] = {}
+        self._based: dict[int, dict[int, list[Node]]] = {}
+
+    def known_repeat(self, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> bool:
+        """True when the proposal's child config is taken, found without building it.
+
+        ``admit`` would refuse such a proposal anyway (as a repeat, or earlier for another
+        reason); this is only the cheap way to the same answer for the many candidate
+        moves that lead to configs tried before (``StoredConfig.child_key``).
+        """
+        if len(proposal.mutation) != 1:
+            return False
+        try:
+            ((name, raw),) = proposal.mutation.items()
+            p = self.state.space.param(str(name))
+            value = p.coerce(raw)
+        except ProposalError:
+            return False
+        base = self.stored_of(scratch, proposal.parent)
+        return base is not None and base.child_key(p.key, value) in taken
+
+    def stored_of(self, tree: Tree, parent: int | None) -> StoredConfig | None:
+        if parent is None:
+            if self._root is None:
+                self._root = stored(self.state.root_config.to_dict())
+            return self._root
+        node = tree.get(parent)
+        return None if node is None else stored(node.config)
+
+    def config_of(self, tree: Tree, parent: int | None) -> Config:
+        """The parent's config (shared: read it, never change it)."""
+        return self.state.root_config if parent is None else stored(tree[parent].config).config
+
+    def free_params(self, avoid: tuple[str, ...] = ()) -> list[Param]:
+        if avoid in self._free:
+            return list(self._free[avoid])
+        pinned = set(self.state.pinned)
+        out = []
+        for name in self.state.space.search_params:
+            p = self.state.space.param(name)
+            if name in avoid or p.key in pinned or name in pinned or p.weight <= 0:
+                continue
+            out.append(p)
+        self._free[avoid] = list(out)
+        return out
+
+    def moves(
+        self,
+        tree: Tree,
+        parent: int | None,
+        rng: random.Random,
+        avoid: tuple[str, ...] = (),
+        only: tuple[str, ...] = (),
+    ) -> Iterator[tuple[str, Any]]:
+        """Candidate one-move mutations of ``parent``, most promising first.
+
+        First the moves the results point to (``informed_moves``), then every param's
+        neighbours, params in weighted random order.
+        """
+        cfg = self.config_of(tree, parent)
+        params = self.free_params(avoid)
+        if only:
+            params = [p for name in only for p in params if p.name == name]
+        names = {p.name for p in params}
+        node = tree.get(parent)
+        if node is not None:
+            yield from self.informed_moves(tree, node, cfg, names)
+        for p in weighted_order(params, rng):
+            values = p.neighbours(cfg.get(p.key))
+            rng.shuffle(values)
+            for v in values:
+                yield p.name, v
+
+    def informed_moves(
+        self, tree: Tree, node: Node, cfg: Config, names: set[str]
+    ) -> Iterator[tuple[str, Any]]:
+        """Moves suggested by results around ``node``.
+
+        - ``node``'s own mutation helped: go further the same way;
+        - a trial based on ``node`` (child, or block-root mutation of a baseline) got worse
+          moving a param one way: try the other way;
+        - ``node`` failed or diverged: lower lr, then lower ω.
+        """
+        space = self.state.space
+
+        def direction(old: Any, new: Any) -> int:
+            if isinstance(old, (int, float)) and isinstance(new, (int, float)):
+                return 1 if new > old else -1
+            return 0
+
+        ref = tree.reference(node.id)
+        helped = (
+            node.mutated in names
+            and ref is not None
+            and node.r2 is not None
+            and (ref.r2 is None or node.r2 > ref.r2)
+        )
+        if helped:
+            old, new = node.mutation[str(node.mutated)]
+            d = direction(old, new)
+            if d:
+                for v in space.param(str(node.mutated)).step(new, d):
+                    yield str(node.mutated), v
+        if node.r2 is not None:
+            for other in self.based_on(tree, node):
+                if other.mutated not in names:
+                    continue
+                if other.r2 is None or other.r2 < node.r2:
+                    old, new = other.mutation[other.mutated]
+                    d = direction(old, new)
+                    if d:
+                        p = space.param(other.mutated)
+                        for v in p.step(cfg.get(p.key), -d):
+                            yield p.name, v
+        if node.status in (FAILED, DIVERGED):
+            for name in ("lr", "omega"):
+                if name in names:
+                    p = space.param(name)
+                    for v in p.step(cfg.get(p.key), -1):
+                        yield name, v
+
+    def based_on(self, tree: Tree, node: Node) -> list[Node]:
+        """Finished, mutated nodes of ``node``'s block whose reference is ``node``, in id
+        order (indexed once per call: within a call only pending nodes are added)."""
+        index = self._based.get(node.block)
+        if index is None:
+            index = {}
+            for other in tree.block_nodes(node.block):
+                if other.finished and other.mutated:
+                    ref = tree.reference(other.id)
+                    if ref is not None:
+                        index.setdefault(ref.id, []).append(other)
+            self._based[node.block] = index
+        return [n for n in index.get(node.id, []) if tree.reference(n.id) is node]
