@@ -19,11 +19,11 @@ from inr_tune.data.mpm import (
     MPMParams,
     MPMState,
     _check_state,
-    _frame_dict,
     _single_cpu_thread,
     _Stepper,
     simulate,
 )
+from inr_tune.data.mpm_state import _frame_dict
 from inr_tune.data.store import CHUNK_FRAMES, DatasetWriter, FrameArray
 from inr_tune.errors import DataError
 
