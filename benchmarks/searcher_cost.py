@@ -101,6 +101,7 @@ def drive(n_nodes: int, parallel: int, dump: Path | None = None, clock: str = "w
                 )
                 complete_s.append(now() - t0)
             running = []
+        drive.tree = session.tree  # type: ignore[attr-defined]  # for a caller to inspect
         best = session.tree.best(1)
         for name, xs in (
             ("suggest that proposes a batch", propose_s),

@@ -133,7 +133,7 @@ class StoredConfig:
 
 _STORED_BY_ID: dict[int, tuple[Mapping[str, Any], StoredConfig]] = {}
 _STORED_BY_TEXT: dict[str, StoredConfig] = {}
-_STORED_MAX = 100_000
+_STORED_MAX = 5_000  # entries per map (a config and its parse are a few kB)
 
 
 def stored(raw: Mapping[str, Any]) -> StoredConfig:
