@@ -20,6 +20,7 @@ writes every node's proposal, so two versions of the searcher can be compared (`
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import sys
@@ -78,6 +79,7 @@ def drive(n_nodes: int, parallel: int, dump: Path | None = None, clock: str = "w
             ctx, block=1, spec=BlockSpec("F", 400), root_config=root, ucb_c=1.414
         )
         searcher = UCBTreeSearcher(session, lambda node: {"node_id": node.id, "cfg": node.config})
+        gc.freeze()  # as python -m inr_tune.block does once it has started (driver.py)
         suggest_s, propose_s, complete_s = [], [], []
         running: list[tuple[str, dict]] = []
         n = 0

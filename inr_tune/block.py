@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     settings, run_dir = resolve(args)
     from inr_tune.driver import execute
 
-    return execute(settings, run_dir, resume=args.resume)
+    return execute(settings, run_dir, resume=args.resume, freeze_gc=True)
 
 
 if __name__ == "__main__":

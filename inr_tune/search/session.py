@@ -47,6 +47,7 @@ from inr_tune.search.proposers.base import (
     Proposer,
     SearchState,
     check_proposal,
+    scratch_copy,
     taken_configs,
 )
 from inr_tune.search.reruns import rerun_proposals
@@ -343,7 +344,7 @@ class BlockSession:
         self, state: SearchState, accepted: list[tuple[Config, dict[str, Any], Proposal]]
     ) -> SearchState:
         """``state`` on a copy of its tree with ``accepted`` added as pending nodes."""
-        scratch = state.tree.copy()
+        scratch = scratch_copy(state.tree)  # configs shared, not deep-copied
         for child, changes, p in accepted:
             scratch.add(p.parent, child, changes, p.strategy, p.hypothesis, self.block, p.expect)
         return SearchState(**{**state.__dict__, "tree": scratch})
