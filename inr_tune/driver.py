@@ -36,10 +36,12 @@ from inr_tune.journal import (
 from inr_tune.reports.live import LiveTable
 from inr_tune.reports.run_dir import (
     Reports,
+    finished_blocks,
     rebuild_configs,
     remove_temp_files,
     restore_block_reports,
     rollback_new_run,
+    run_finished,
     summary,
     write_options,
 )
@@ -54,18 +56,7 @@ from inr_tune.runner.cluster import (
 from inr_tune.runner.tuner import run_block_on_ray
 from inr_tune.settings import Settings
 
-__all__ = ["execute", "finished_blocks", "run_finished"]
-
-
-def run_finished(records: list[Any]) -> bool:
-    """True when the journal's last ``run_end`` comes after its last ``run_extended``."""
-    end = max((i for i, r in enumerate(records) if isinstance(r, RunEnd)), default=-1)
-    more = max((i for i, r in enumerate(records) if isinstance(r, RunExtended)), default=-1)
-    return end > more
-
-
-def finished_blocks(records: list[Any]) -> int:
-    return len({r.block for r in records if isinstance(r, BlockEnd)})
+__all__ = ["execute"]
 
 
 def execute(settings: Settings, run_dir: Path, resume: bool, *, freeze_gc: bool = False) -> int:
@@ -144,7 +135,7 @@ class SearchRun:
                 f"{self.dataset} is a {ds.kind} dataset; experiment {exp.name} needs {exp.kind}"
             )
         for b in exp.blocks_from(s.block.field, s.block.frames, s.block.blocks):
-            problem = self._window_problem(b)
+            problem = ds.window_problem(b.field, b.n_frames)
             if problem:
                 raise DataError(problem)
         self.content_hash = ds.content_hash()
@@ -176,20 +167,6 @@ class SearchRun:
         if extend:
             write_options(self.run_dir, s.to_json())
             journal.append(RunExtended(blocks=s.block.blocks))
-
-    def _window_problem(self, spec: Any) -> str | None:
-        """Why the dataset cannot give block ``spec``'s window, or None."""
-        try:
-            self.ds.check_field(spec.field)
-        except DataError as err:
-            return str(err)
-        if spec.n_frames > self.ds.n_frames:
-            return (
-                f"block {spec.field}@{spec.n_frames} needs {spec.n_frames} frames but "
-                f"{self.dataset} has {self.ds.n_frames}; generate a longer dataset and pass "
-                "--set data.path=PATH"
-            )
-        return None
 
     def _context(self) -> None:
         from inr_tune.search.session import RunContext, replay_tree
@@ -273,7 +250,9 @@ class SearchRun:
             ended = [e for e in journal.select(BlockEnd) if e.block == index]
             if ended:
                 self._ended_block(index, spec, ended[0])
-            elif problem := self._window_problem(spec):  # a block user_input.md added
+            elif problem := self.ds.window_problem(
+                spec.field, spec.n_frames
+            ):  # a block user_input.md added
                 print(f"block {index} not run: {problem}")
                 ctx.log(BlockSkipped(block=index, reason=problem))
                 break

@@ -303,6 +303,17 @@ class Dataset:
                 f"field {field!r} is not in {self.path.name}; valid fields: {', '.join(self.fields)}"
             )
 
+    def window_problem(self, field: str, n_frames: int) -> str | None:
+        """Why this dataset cannot give a ``field`` window of ``n_frames``, or None."""
+        if field not in self.components:
+            return f"field {field!r} is not in {self.path.name}; valid fields: {', '.join(self.fields)}"
+        if n_frames > self.n_frames:
+            return (
+                f"block {field}@{n_frames} needs {n_frames} frames but {self.path} has "
+                f"{self.n_frames}; generate a longer dataset and pass --set data.path=PATH"
+            )
+        return None
+
     def read(self, name: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         """Read array ``name`` (frames ``start:stop`` when given), checking it is finite."""
         arr = self._array(name)

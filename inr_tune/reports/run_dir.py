@@ -23,17 +23,19 @@ from typing import Any
 
 from inr_tune.errors import DataError
 from inr_tune.fileio import write_durable
-from inr_tune.journal import BlockStart, RunEnd, read_records
+from inr_tune.journal import BlockEnd, BlockStart, RunEnd, RunExtended, read_records
 
 __all__ = [
     "OPTIONS",
     "Reports",
+    "finished_blocks",
     "finished_run",
     "read_options",
     "rebuild_configs",
     "remove_temp_files",
     "restore_block_reports",
     "rollback_new_run",
+    "run_finished",
     "summary",
     "write_durable",
     "write_options",
@@ -90,8 +92,19 @@ def read_options(run_dir: Path) -> dict[str, Any]:
 
 
 def finished_run(run_dir: Path) -> bool:
-    """True when the run's journal has its ``run_end`` line."""
-    return any(isinstance(e, RunEnd) for e in read_records(run_dir / "journal.jsonl"))
+    """True when the run in ``run_dir`` has ended (``run_finished`` of its journal)."""
+    return run_finished(read_records(run_dir / "journal.jsonl"))
+
+
+def run_finished(records: list[Any]) -> bool:
+    """True when the journal's last ``run_end`` comes after its last ``run_extended``."""
+    end = max((i for i, r in enumerate(records) if isinstance(r, RunEnd)), default=-1)
+    more = max((i for i, r in enumerate(records) if isinstance(r, RunExtended)), default=-1)
+    return end > more
+
+
+def finished_blocks(records: list[Any]) -> int:
+    return len({r.block for r in records if isinstance(r, BlockEnd)})
 
 
 def remove_temp_files(run_dir: Path) -> list[Path]:

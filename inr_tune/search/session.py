@@ -1,11 +1,10 @@
-"""One block of a search, driven trial by trial (no Ray: ``searcher.py`` adapts it).
+"""One block of a search, trial by trial (no Ray: ``runner/searcher.py`` adapts it).
 
-``BlockSession.next_trial()`` hands out the next pending node to run, asking the proposer
-for a new batch when the previous one has finished (batch mode: the next ``parallel``
-trials are chosen only once every trial of the batch has a result, so a run is
-reproducible and a resumed run makes the same choices). ``complete()`` records a
-result. Every decision goes to the journal first; the tree is rebuilt from it on resume.
-"""
+``BlockSession.next_trial()`` hands out the next pending node, asking the proposer for a
+new batch when the previous one has finished (batch mode: the next ``parallel`` trials
+are chosen once every trial of the batch has a result, so a run is reproducible and a
+resumed run makes the same choices); ``complete()`` records a result. Every decision goes
+to the journal first; the tree is rebuilt from it on resume."""
 
 from __future__ import annotations
 
@@ -15,10 +14,9 @@ from typing import Any
 
 from inr_tune.baselines import baseline_metrics
 from inr_tune.config import Config, save_config
-from inr_tune.errors import ConfigError, ProposalError
+from inr_tune.errors import ProposalError
 from inr_tune.journal import (
     BatchAdded,
-    BlockEnd,
     BudgetChanged,
     NodeAdded,
     NodeCompleted,
@@ -26,10 +24,9 @@ from inr_tune.journal import (
     NoProposal,
     ProposalRejected,
     ProposerRemarks,
-    ReviewFailed,
     UcbCChanged,
-    UserInputRefused,
 )
+from inr_tune.search.block_end import judge_block, review_block
 from inr_tune.search.budget import Budget
 from inr_tune.search.context import (
     LIVE_KEYS,
@@ -44,17 +41,15 @@ from inr_tune.search.proposers.base import (
     BlockReview,
     Proposal,
     ProposalBatch,
-    Proposer,
     SearchState,
     check_proposal,
     scratch_copy,
     taken_configs,
 )
 from inr_tune.search.reruns import rerun_proposals
-from inr_tune.search.seeds import best_config, original_of
+from inr_tune.search.seeds import original_of
 from inr_tune.search.space import as_config, config_key
 from inr_tune.search.tree import Node, Tree
-from inr_tune.search.verdict import judge
 
 __all__ = [
     "FINISHED",
@@ -137,28 +132,18 @@ class BlockSession:
         return problem
 
     def _apply_overrides(self) -> None:
-        """The search settings of user_input.md (``ctx.overrides``) that act within a
-        block: ``search.ucb_c`` and the size budget (``search.min_ratio``/``objective``)."""
+        """The search settings of user_input.md (``ctx.overrides``, checked when read) that
+        act within a block: ``search.ucb_c`` and the size budget (``min_ratio``/``objective``)."""
         over = self.ctx.overrides
-        if "search.ucb_c" in over and over["search.ucb_c"] != self.ucb_c:
+        if over.get("search.ucb_c", self.ucb_c) != self.ucb_c:
             self.ucb_c = float(over["search.ucb_c"])
             self.ctx.log(UcbCChanged(block=self.block, ucb_c=self.ucb_c))
         if self.budget is None:
             return
-        changes = {
-            k.split(".")[1]: v
-            for k, v in over.items()
-            if k in ("search.min_ratio", "search.objective")
-        }
-        if not changes:
-            return
-        try:
-            checked = self.root_config.replace(search=changes).search
-        except ConfigError as err:
-            self.ctx.log(UserInputRefused(block=self.block, error=str(err)))
-            return
         new = dataclasses.replace(
-            self.budget, objective=checked.objective, min_ratio=checked.min_ratio
+            self.budget,
+            objective=over.get("search.objective", self.budget.objective),
+            min_ratio=over.get("search.min_ratio", self.budget.min_ratio),
         )
         if new != self.budget:
             self.budget = new
@@ -403,48 +388,13 @@ class BlockSession:
         self._finished_since.append(node_id)
         return node
 
-    def _judge(self) -> None:
-        """The verdict of every finished node of the block, once, now that the block's
-        seed reruns are known (journaled, so a resumed run keeps them)."""
-        for node in self.nodes():
-            if node.pending or node.verdict is not None:
-                continue
-            v = judge(self.tree, node.id)
-            self.ctx.log(NodeNoted(node_id=node.id, verdict=v.word, basis=v.basis))
-            self.tree.note(node.id, verdict=v.word, basis=v.basis)
-
     def finish(self) -> BlockReview:
-        """Notes on the last batch, then the block-end review (journaled)."""
+        """Notes on the last batch, verdicts, then the block-end review (journaled)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
         if self._finished_since:
             finished, self._finished_since = self._finished_since, []
             batch = self.ctx.proposer.propose(self.state(finished), 0)
             self._record_notes(batch.notes)
-        self._judge()
-        state = self.state([])
-        try:
-            review = self.ctx.proposer.review_block(state)
-        except Exception as err:  # a proposer bug must not lose the block
-            self.ctx.log(ReviewFailed(block=self.block, error=f"{type(err).__name__}: {err}"))
-            review = Proposer.review_block(self.ctx.proposer, state)  # the computed one
-        review.next_ucb_c = min(3.0, max(0.5, float(review.next_ucb_c)))
-        top = best_config(self.tree, self.nodes())
-        best = top.original if top is not None else None
-        self.ctx.log(
-            BlockEnd(
-                block=self.block,
-                field=self.spec.field,
-                n_frames=self.spec.n_frames,
-                best=best.id if best else None,
-                summary=review.summary,
-                principles=review.principles,
-                open_questions=review.open_questions,
-                next_ucb_c=review.next_ucb_c,
-                new_rules=review.new_rules,
-            )
-        )
-        for rule in review.new_rules:
-            if rule not in self.ctx.rules:
-                self.ctx.rules.append(rule)
-        return review
+        judge_block(self.ctx, self.nodes())
+        return review_block(self.ctx, self.state([]), self.block, self.spec, self.nodes())
