@@ -1,7 +1,41 @@
 """kinograph_SSIM's machinery: the points' Hilbert order, the robust range, chunked SSIM.
+``metrics.kinograph_ssim`` and ``metrics.evaluate`` are the public entry points.
 
-The definition, and where it differs from DESIGN.md, is in ``inr_tune.metrics``'s module
-docstring; ``metrics.kinograph_ssim`` and ``metrics.evaluate`` are the public entry points.
+- **SSIM** follows ``skimage.metrics.structural_similarity`` with its defaults: a uniform
+  7 × 7 window, K1 = 0.01, K2 = 0.03, sample covariance (× NP/(NP − 1)), and the mean of
+  the SSIM map over the positions whose window lies inside the image (skimage crops
+  (win − 1)/2 at every border, so its padding mode never matters). The kinograph is
+  taken in float64. It equals skimage's value on float64 images (tested to 1e-9) but runs
+  chunked, in threads, and in bounded memory. Where T or N is below 7 the window side
+  along that axis shrinks to the largest odd number ≤ that side (skimage would refuse the
+  image); with a 1 × 1 window (T ≤ 2 and N ≤ 2) no covariance can be estimated and SSIM
+  reduces to its luminance term.
+- **kinograph_SSIM differs from DESIGN.md** ("SSIM of K_gt vs K_pred, data_range =
+  max(K_gt) − min(K_gt)") in three ways (issue 11 §4):
+
+  1. *Point order.* The kinograph's columns are the points along a Hilbert curve of their
+     positions at the window's first frame (``spatial_order``), not their index: SSIM's
+     7 × 7 windows compare local structure, and an index has no spatial meaning (MPM
+     particles are uniform at random within each disc). On the default MPM window this
+     brings the median distance between neighbouring columns from 0.078 to 0.0078 (one
+     grid cell). Without positions (``positions=None``) the index order is kept.
+  2. *Robust range.* With n values in the ground-truth kinograph, lo and hi are its order
+     statistics of ranks ⌊0.001·(n − 1)⌋ and ⌈0.999·(n − 1)⌉ (``SSIM_PERCENTILES``, numpy
+     ``lower``/``higher``), and data_range = hi − lo sets C1 = (K1·range)², C2 =
+     (K2·range)². Max − min is set by a few extreme values (MPM C: 671 against 198 for
+     0.1–99.9 %; Jp: 1172 against 419) and a range that wide makes C1, C2 large enough to
+     hide errors of the bulk. Rounded outwards so lo, hi are actual values and a
+     kinograph of ≤ 1000 values keeps its min–max range. When lo = hi (≥ 99.8 % of the
+     values equal) the min and max are used instead.
+  3. *Clipping.* Both kinographs are clipped to [lo, hi] before SSIM. SSIM's constants
+     assume values within data_range; left unclipped, each extreme value would set the
+     variance of the ~49 windows around it and decide their score alone, bringing the
+     outliers back in through the window statistics. The extremes stay measured by R²,
+     ``psnr`` and ``max_abs_error``; a prediction outside [lo, hi] where the ground truth
+     is inside is still penalised (by at least the distance to the limit).
+
+  A constant kinograph (min = max) keeps the rule above; skimage's SSIM of the ordered,
+  clipped kinographs with data_range hi − lo is what ``kinograph_ssim`` returns (tested).
 """
 
 from __future__ import annotations

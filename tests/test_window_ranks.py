@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from inr_tune import metrics
+from inr_tune import metrics, spectrum
 from inr_tune.config import load_config
 from inr_tune.metrics import effective_ranks, window_ranks
 from inr_tune.reports.memory import render_memory
@@ -37,7 +37,7 @@ def _known(t: int, m: int, offset: float = 0.0, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("shape", [(40, 150), (150, 40)])  # both sides of the Gram matrix
 @pytest.mark.parametrize("chunk", [1 << 20, 97])  # one chunk, or many
 def test_known_ranks(shape: tuple[int, int], chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metrics, "_CHUNK_VALUES", chunk)
+    monkeypatch.setattr(spectrum, "_CHUNK_VALUES", chunk)  # the module window_ranks reads
     x = _known(*shape)
     assert window_ranks(x.reshape(shape[0], -1, 1)) == EXPECTED
     assert window_ranks(x.reshape(shape[0], -1, 2) if shape[1] % 2 == 0 else x[:, :, None]) == (
