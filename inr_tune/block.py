@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     a("--blocks", type=int, default=None, help="blocks to run, following the schedule (default 1)")
     a("--parallel", type=int, default=None, help="concurrent trials (default 4)")
     a(
+        "--searcher",
+        choices=("ucb", "random", "tpe", "greedy"),
+        default=None,
+        help="how configs are chosen (default ucb: the UCB tree with --proposer); random: "
+        "seeded configs from the space YAML; tpe: Optuna's TPE sampler (pip install -e "
+        '".[tpe]"); greedy: one move from the best node so far. Same trainable, size budget, '
+        "reports (same as --set search.searcher=…)",
+    )
+    a(
         "--proposer",
         choices=("auto", "rule", "llm"),
         default=None,
@@ -91,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="size budget: least compression ratio (window values / parameters) a config may "
         "have (default: the experiment's; same as --set search.min_ratio=…)",
     )
-    a("--seed", type=int, default=None, help="seed of the rule proposer (default 0)")
+    a(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the rule proposer and the random/tpe/greedy searchers (default 0)",
+    )
     a("--out", default=None, help="run directory (default runs/<experiment>-<time>)")
     a(
         "--resume",

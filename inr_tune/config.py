@@ -180,6 +180,14 @@ class SearchConfig:
         "size budget: least compression_ratio a config may have; null = the experiment's",
         gt=0.0,
     )
+    searcher: str = _f(
+        "ucb",
+        "how configs are chosen: ucb (the UCB tree, rule or Claude proposer), random (seeded "
+        "configs drawn from the space YAML), tpe (Optuna's TPE through Ray Tune's OptunaSearch; "
+        'pip install -e ".[tpe]"), greedy (one move from the best node so far); the same '
+        "trainable, budget, journal and reports for all",
+        choices=("ucb", "random", "tpe", "greedy"),
+    )
     proposer: str = _f("auto", "proposer", choices=("auto", "rule", "llm"))
     llm_model: str = _f("claude-sonnet-4-5", "Anthropic model name")
     llm_timeout_s: float = _f(
@@ -190,7 +198,7 @@ class SearchConfig:
     )
     llm_max_retries: int = _f(2, "SDK retries on 429/529/timeouts", min=0, max=10)
     space: str | None = _f(None, "search space YAML; null = the experiment's")
-    seed: int = _f(0, "seed of the rule proposer", min=0)
+    seed: int = _f(0, "seed of the rule proposer and of the random/tpe/greedy searchers", min=0)
     seed_reruns: int = _f(
         2,
         "new seeds of the block's best config, run as the block's last batch (within "

@@ -49,6 +49,7 @@ FLAG_KEYS: dict[str, str] = {
     "early_stop": "block.early_stop",
     "address": "block.address",
     "storage": "block.storage",
+    "searcher": "search.searcher",
     "proposer": "search.proposer",
     "llm_model": "search.llm_model",
     "ucb_c": "search.ucb_c",

@@ -30,6 +30,7 @@ VALUES: dict[str, Any] = {
     "search.reward": "r2",
     "search.objective": "pareto",
     "search.min_ratio": 12.5,
+    "search.searcher": "random",
     "search.proposer": "rule",
     "search.llm_model": "claude-haiku-4-5",
     "search.llm_timeout_s": 30.0,

@@ -25,7 +25,7 @@ from inr_tune.journal import (
 )
 from inr_tune.metrics import quality_class
 from inr_tune.search.proposers.text import one_line, plain_text
-from inr_tune.search.space import fmt_value
+from inr_tune.search.space import MULTI_PARAM_STRATEGIES, fmt_value
 from inr_tune.search.tree import Tree
 
 __all__ = ["CONFIG_KEYS", "config_line", "render_analysis"]
@@ -55,6 +55,8 @@ PARENT_RULES = {
     "switch-param": "the same parameter was mutated too often",
     "robustness-test": "re-run a good config with a new seed",
     "stochastic-field": "seed spread > 0.1: try stabilising the training",
+    "random": "the block's root config; every free parameter drawn at random from the space",
+    "tpe": "the block's root config; every free parameter suggested by Optuna's TPE",
 }
 
 
@@ -103,6 +105,8 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
     mode = "success-exploit" if ref is not None and (ref.r2 or 0) >= good else "failure-probe"
     if n.strategy == "baseline":
         mode = "baseline"
+    elif n.strategy in MULTI_PARAM_STRATEGIES:  # a whole config drawn by --searcher random|tpe
+        mode = "drawn"
     lines = [
         f"## Iter {n.id}: {label}",
         f"Node: id={n.id}, parent={n.parent if n.parent is not None else 'root'}",
@@ -161,6 +165,7 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
     if n.mutation:
         lines.append(
             "Mutation: "
+            + (f"{len(n.mutation)} params from the root config: " if len(n.mutation) > 1 else "")
             + "; ".join(
                 f"{k}: {fmt_value(a)} -> {fmt_value(b)}" for k, (a, b) in n.mutation.items()
             )

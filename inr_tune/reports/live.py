@@ -17,10 +17,10 @@ __all__ = ["LiveTable"]
 def _fmt_mutation(node: Any) -> str:
     from inr_tune.search.space import fmt_value
 
-    return (
-        "; ".join(f"{k} {fmt_value(a)}→{fmt_value(b)}" for k, (a, b) in node.mutation.items())
-        or "baseline"
-    )
+    text = "; ".join(f"{k} {fmt_value(a)}→{fmt_value(b)}" for k, (a, b) in node.mutation.items())
+    if len(node.mutation) > 1:  # a config drawn by --searcher random|tpe
+        return f"{len(node.mutation)} params: {text}"
+    return text or "baseline"
 
 
 class LiveTable:

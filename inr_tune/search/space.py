@@ -43,6 +43,7 @@ from inr_tune.search.keys import StoredConfig, as_config, config_key, stored
 from inr_tune.search.params import Move, Param, fmt_value, parse_param
 
 __all__ = [
+    "MULTI_PARAM_STRATEGIES",
     "Move",
     "Param",
     "SearchSpace",
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 ROBUSTNESS = "robustness-test"
+# strategies whose proposals are whole configs drawn from the space (--searcher random|tpe):
+# they may change several params at once; every other strategy changes exactly one
+MULTI_PARAM_STRATEGIES = ("random", "tpe")
 
 
 @dataclass
@@ -146,11 +150,14 @@ class SearchSpace:
         *,
         strategy: str | None = None,
     ) -> dict[str, tuple[Any, Any]]:
-        """Check a one-parameter mutation of ``config``; return ``{name: (old, new)}``.
+        """Check a mutation of ``config``; return ``{name: (old, new)}``.
 
-        ``pinned`` maps dotted keys (or short names) fixed by the user to their values. The
-        seed param may change only when ``strategy == "robustness-test"``, and such a test
-        changes nothing else. Raises ProposalError with a one-line reason otherwise.
+        A mutation changes exactly one parameter, except under the strategies of
+        ``MULTI_PARAM_STRATEGIES`` (configs drawn from the space: random, tpe), which may
+        change several (each must change, none may be the seed). ``pinned`` maps dotted
+        keys (or short names) fixed by the user to their values. The seed param may change
+        only when ``strategy == "robustness-test"``, and such a test changes nothing else.
+        Raises ProposalError with a one-line reason otherwise.
         """
         return self.mutate(config, mutation, pinned, strategy=strategy)[1]
 
@@ -167,13 +174,29 @@ class SearchSpace:
             raise ProposalError(
                 f"a mutation must be a mapping {{parameter: new value}}, got {type(mutation).__name__}"
             )
-        if len(mutation) != 1:
+        multi = strategy in MULTI_PARAM_STRATEGIES
+        if not mutation or (len(mutation) != 1 and not multi):
             names = ", ".join(map(str, mutation)) or "none"
-            raise ProposalError(
-                f"a mutation changes exactly one parameter; got {len(mutation)} ({names})"
-            )
-        name, raw = next(iter(mutation.items()))
-        p = self.param(str(name))
+            what = "at least one parameter" if multi else "exactly one parameter"
+            raise ProposalError(f"a mutation changes {what}; got {len(mutation)} ({names})")
+        changes: dict[str, tuple[Any, Any]] = {}
+        for name, raw in mutation.items():
+            p = self.param(str(name))
+            if p.name in changes:
+                raise ProposalError(f"the mutation names {p.name} twice")
+            changes[p.name] = self._check_one(config, p, raw, pinned, strategy)
+        new = {name: value for name, (_, value) in changes.items()}
+        return self.apply(config, new), changes
+
+    def _check_one(
+        self,
+        config: Config,
+        p: Param,
+        raw: Any,
+        pinned: Mapping[str, Any] | None,
+        strategy: str | None,
+    ) -> tuple[Any, Any]:
+        """``(old, new)`` of one param of a mutation, or ProposalError."""
         if p.is_seed and strategy != ROBUSTNESS:
             raise ProposalError(
                 f"{p.name} may change only in a robustness-test (a re-run of the parent with a new seed)"
@@ -193,7 +216,7 @@ class SearchSpace:
         old = config.get(p.key)
         if p.same(old, new):
             raise ProposalError(f"parent config already has {p.name}={fmt_value(old)}")
-        return self.apply(config, {p.name: new}), {p.name: (old, new)}
+        return old, new
 
     def apply(self, config: Config, mutation: Mapping[str, Any]) -> Config:
         """A new Config: ``config`` with each ``{param: new value}`` set (``config`` untouched).

@@ -8,9 +8,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from inr_tune.search.space import MULTI_PARAM_STRATEGIES
 from inr_tune.search.tree import Node, Tree
 
-__all__ = ["HIGH_R2", "SAME_PARAM_LIMIT", "STRATEGIES", "Trigger", "ordered"]
+__all__ = [
+    "ALL_STRATEGIES",
+    "HIGH_R2",
+    "SAME_PARAM_LIMIT",
+    "SEARCHER_STRATEGIES",
+    "STRATEGIES",
+    "Trigger",
+    "ordered",
+]
 
 STRATEGIES = (
     "baseline",
@@ -23,6 +32,11 @@ STRATEGIES = (
     "robustness-test",
     "stochastic-field",
 )
+# Strategies of the searchers that draw whole configs from the space (--searcher random|tpe)
+# rather than mutating a node: parent null (the block's root config), any number of params.
+# Not in STRATEGIES, the tree's table (the LLM's tool schema lists that one).
+SEARCHER_STRATEGIES = MULTI_PARAM_STRATEGIES  # ("random", "tpe")
+ALL_STRATEGIES = STRATEGIES + SEARCHER_STRATEGIES
 HIGH_R2 = 0.95  # "converged well": failure-probe and recombine thresholds
 SAME_PARAM_LIMIT = 4  # forced-branch, switch-param and the review: one param this often
 

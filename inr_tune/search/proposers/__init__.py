@@ -1,4 +1,6 @@
-"""Proposers: one interface (``Proposer``), the offline ``RuleProposer``, Claude's ``LLMProposer``."""
+"""Proposers: one interface (``Proposer``), the offline ``RuleProposer``, Claude's
+``LLMProposer``, and the other searchers of ``--searcher``: ``RandomProposer`` (random),
+``TPEProposer`` (tpe, Optuna through Ray Tune), ``GreedyProposer`` (greedy)."""
 
 from __future__ import annotations
 
@@ -17,16 +19,20 @@ from inr_tune.search.proposers.base import (
     check_proposal,
     taken_configs,
 )
+from inr_tune.search.proposers.greedy import GreedyProposer
 from inr_tune.search.proposers.llm import LLMProposer
+from inr_tune.search.proposers.random_search import RandomProposer
 from inr_tune.search.proposers.rule import RuleProposer
 
 __all__ = [
     "BlockReview",
+    "GreedyProposer",
     "LLMProposer",
     "NodeNote",
     "Proposal",
     "ProposalBatch",
     "Proposer",
+    "RandomProposer",
     "RuleProposer",
     "SearchState",
     "check_proposal",
@@ -36,7 +42,20 @@ __all__ = [
 
 
 def make_proposer(search: Any, run_dir: Path, log: Any) -> tuple[Any, str]:
-    """(proposer, name) for ``search`` (the settings' search section)."""
+    """(proposer, name) for ``search`` (the settings' search section).
+
+    ``search.searcher`` other than ``ucb`` picks that searcher (``search.proposer`` is then
+    not used); ``tpe`` without optuna installed is a one-line ConfigError.
+    """
+    searcher = getattr(search, "searcher", "ucb")
+    if searcher == "random":
+        return RandomProposer(seed=search.seed), f"random search (seed {search.seed})"
+    if searcher == "greedy":
+        return GreedyProposer(seed=search.seed), f"greedy (seed {search.seed})"
+    if searcher == "tpe":
+        from inr_tune.search.proposers.tpe import TPEProposer
+
+        return TPEProposer(seed=search.seed), f"tpe (Optuna TPE, seed {search.seed})"
     rule = RuleProposer(seed=search.seed)
     choice = search.proposer
     has_key = bool(os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))

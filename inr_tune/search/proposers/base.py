@@ -19,6 +19,7 @@ from inr_tune.errors import ProposalError
 from inr_tune.search import strategies
 from inr_tune.search.space import SearchSpace, as_config, config_key, stored
 from inr_tune.search.tree import EXPECTS, Node, Tree
+from inr_tune.search.trigger import ALL_STRATEGIES, SEARCHER_STRATEGIES
 
 __all__ = [
     "BlockReview",
@@ -40,8 +41,11 @@ class Proposal:
 
     ``parent`` is a finished node of the current block, or None for the block's root config
     (``SearchState.root_config``). ``mutation`` is ``{param: new value}`` with exactly one
-    param (short name or dotted key). An empty mutation is allowed only for the block's
-    baseline: strategy ``"baseline"``, parent None, the root config run unchanged.
+    param (short name or dotted key); under the strategies ``random`` and ``tpe`` (configs
+    drawn from the space by ``--searcher random|tpe``) the parent is None and the mutation
+    holds every param that differs from the root config. An empty mutation is allowed only
+    for the block's baseline: strategy ``"baseline"``, parent None, the root config run
+    unchanged.
 
     The first batch of a block has no finished node to branch from, so it holds the
     baseline plus mutations of the root config, all with parent None (block roots).
@@ -182,16 +186,22 @@ def check_proposal(
     """Validate a proposal; return the child Config and ``{param: (old, new)}``.
 
     Checks the strategy name, ``expect``, that the parent is a finished node of this block
-    (or None), the mutation (``SearchSpace.validate``: one param, type, range, pins), the
+    (or None), the mutation (``SearchSpace.validate``: one param — several for the
+    searchers' strategies random and tpe, whose parent must be None —, type, range, pins), the
     state's ``check_config`` (size budget, GPU fit) and that the child config was not
     tried before. ``tree`` defaults to ``state.tree``;
     ``taken`` (from ``taken_configs``) may be passed to save recomputing it.
     Raises ProposalError with a one-line reason.
     """
     tree = state.tree if tree is None else tree
-    if proposal.strategy not in strategies.STRATEGIES:
+    if proposal.strategy not in ALL_STRATEGIES:
         raise ProposalError(
-            f"unknown strategy {proposal.strategy!r}; allowed: {', '.join(strategies.STRATEGIES)}"
+            f"unknown strategy {proposal.strategy!r}; allowed: {', '.join(ALL_STRATEGIES)}"
+        )
+    if proposal.strategy in SEARCHER_STRATEGIES and proposal.parent is not None:
+        raise ProposalError(
+            f"a {proposal.strategy} proposal is a config drawn from the space: its parent is "
+            "null (the block's root config), and its mutation the params that differ from it"
         )
     if proposal.expect not in EXPECTS:
         raise ProposalError(f"expect={proposal.expect!r}; allowed: improve, worsen, same or null")
