@@ -409,3 +409,15 @@ def test_block_with_each_searcher(searcher: str, tmp_path: Path, dataset: Path) 
     assert all(r["status"] for r in rows)
     analysis = (out / "analysis.md").read_text()
     assert analysis.count("## Iter ") == 6 and "## Block 1 summary" in analysis
+
+
+def test_tpe_after_a_resume_is_told_the_finished_nodes() -> None:
+    tree, _ = simulate(tpe(0), n_iter=8, check_config=small)
+    fresh = tpe(0)  # a resumed run: a new proposer on the replayed tree
+    state = make_state(tree, check_config=small)
+    batch = fresh.propose(state, 4)
+    check_drawn(state, batch, 4, "tpe")
+    assert len(batch.proposals) == 4
+    trials = fresh.searcher._ot_study.get_trials(deepcopy=False)
+    told = [t for t in trials if t.state.name == "COMPLETE" and t.value > -1.0]
+    assert len(told) == 8  # every finished node, as an evaluated point
