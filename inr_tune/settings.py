@@ -139,7 +139,24 @@ def settings_from(
 ) -> Settings:
     """The settings of a new search: ``config``, then ``sets``, then ``flags`` (later wins)."""
     items = [*config_sets(config), *sets, *flag_sets(flags or {})]
-    return Settings(()).with_sets(items)
+    settings = Settings(()).with_sets(items)
+    check_search(settings.search)
+    return settings
+
+
+def check_search(search: Any) -> None:
+    """Refuse (one line) search settings that cannot work together, before a run starts:
+    ``search.proposer=llm`` with a searcher other than ``ucb`` (it would not be used), and
+    ``search.searcher=tpe`` without optuna installed."""
+    if search.searcher != "ucb" and search.proposer == "llm":
+        raise ConfigError(
+            f"search.proposer=llm proposes for the UCB tree only; drop it or use "
+            f"search.searcher=ucb (searcher {search.searcher} picks its own configs)"
+        )
+    if search.searcher == "tpe":
+        from inr_tune.search.proposers.tpe import require_optuna
+
+        require_optuna()
 
 
 def settings_from_saved(saved: Mapping[str, Any]) -> Settings:

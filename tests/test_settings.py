@@ -132,6 +132,7 @@ def test_an_older_options_json_reads_as_settings() -> None:
         (["--ucb-c", "11"], "search.ucb_c=11.0 is out of range"),
         (["--set", "search.space=/nope.yaml"], "search.space /nope.yaml: no such file"),
         (["--experiment", "nope"], "experiment 'nope' not found"),
+        (["--searcher", "random", "--proposer", "llm"], "proposes for the UCB tree only"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(argv: list[str], needle: str, tmp_path: Path) -> None:
