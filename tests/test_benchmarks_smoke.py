@@ -1,0 +1,85 @@
+"""Fast checks of benchmarks/search_efficiency.py's pure functions on hand-made tables
+(no search runs: the benchmark itself is run by hand, see README "Benchmarks")."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "search_efficiency.py"
+
+
+@pytest.fixture(scope="module")
+def se():
+    spec = importlib.util.spec_from_file_location("search_efficiency", _PATH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["search_efficiency"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_objective_trace_counts_ok_and_early_stopped_in_node_order(se):
+    df = pd.DataFrame(
+        {
+            "node": [3, 1, 2, 4, 5],
+            "status": ["ok", "ok", "failed", "early_stopped", "diverged"],
+            "holdout_r2": [0.9, 0.5, 0.99, 0.7, 0.999],
+        }
+    )
+    tr = se.objective_trace(df)
+    assert tr[0] == 0.5 and math.isnan(tr[1]) and tr[2] == 0.9 and tr[3] == 0.7
+    assert math.isnan(tr[4])  # a diverged trial reaches nothing
+
+
+def test_best_so_far_best_at_and_trials_to_target(se):
+    tr = [math.nan, 0.3, 0.2, 0.8, math.nan, 0.9]
+    bsf = se.best_so_far(tr)
+    assert math.isnan(bsf[0])
+    assert list(bsf[1:]) == [0.3, 0.3, 0.8, 0.8, 0.9]
+    padded = se.best_so_far(tr, 8)  # a run that stopped early keeps its best
+    assert len(padded) == 8 and padded[-1] == 0.9
+    assert len(se.best_so_far(tr, 3)) == 3
+    assert se.best_at(tr, 3) == 0.3 and math.isnan(se.best_at(tr, 1))
+    assert se.trials_to_target(tr, 0.8) == 4
+    assert se.trials_to_target(tr, 0.95) is None
+
+
+def test_summarise_medians_iqr_target_and_table(se):
+    runs = (
+        [
+            {"task": "T", "searcher": "ucb", "seed": s, "trace": np.array(t)}
+            for s, t in enumerate(
+                [[0.1, 0.5, 0.9, 0.9], [0.2, 0.6, 0.6, 0.95], [0.3, 0.3, 0.3, 0.3]]
+            )
+        ]
+        + [
+            {"task": "T", "searcher": "random", "seed": s, "trace": np.array(t)}
+            for s, t in enumerate(
+                [[0.4, 0.4, 0.4, 0.4], [0.1, 0.2, 0.3, 0.8], [0.5, 0.5, 0.5, 0.5]]
+            )
+        ]
+        + [{"task": "T", "searcher": "tpe", "seed": 0, "trace": None, "note": "skipped"}]
+    )
+    targets, rows = se.summarise(runs, [2, 4])
+    # best after 4: ucb 0.9, 0.95, 0.3; random 0.4, 0.8, 0.5 → median of all six = 0.65
+    assert targets["T"] == pytest.approx(0.65)
+    ucb = next(r for r in rows if r["searcher"] == "ucb")
+    assert ucb["n"] == 3 and ucb["best@4"][0] == pytest.approx(0.9)
+    assert ucb["best@2"] == pytest.approx((0.5, 0.4, 0.55))
+    assert ucb["reached"] == 2 and ucb["to_target"] == 4  # 3, 4, never → median 4
+    rnd = next(r for r in rows if r["searcher"] == "random")
+    assert rnd["reached"] == 1 and math.isinf(rnd["to_target"])
+    assert not any(r["searcher"] == "tpe" for r in rows)  # no trace: left out
+    md = se.markdown(runs, [2, 4], header={"Machine": "test"})
+    assert "| T | ucb | 3 |" in md and "tpe seed 0: skipped" in md
+    assert "UCB > random" in md
+    csv = se.csv_rows(runs)
+    assert csv.splitlines()[0].startswith("task,searcher")
+    assert len(csv.splitlines()) == 1 + len(runs)
