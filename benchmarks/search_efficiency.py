@@ -206,6 +206,7 @@ def summarise(
             row["to_target"] = math.inf
         row["reached"] = len(reached)
         row["target"] = target
+        row["budget"] = top
         rows.append(row)
     return targets, rows
 
@@ -239,7 +240,7 @@ def fmt_target(row: dict[str, Any]) -> str:
     t = row["to_target"]
     if not isinstance(t, float) or math.isnan(t):
         return "–"
-    med = "never (median)" if math.isinf(t) else f"{t:g}"
+    med = f"> {row.get('budget', '?')}" if math.isinf(t) else f"{t:g}"
     return f"{med} ({row['reached']}/{row['n']})"
 
 
@@ -572,6 +573,55 @@ def run_one(
     return {**row, **measure(df, run_dir, parallel), "run_wall_s": wall, "note": ""}
 
 
+def read_csv_runs(path: Path) -> list[dict[str, Any]]:
+    """The runs of a CSV that ``csv_rows`` wrote (traces parsed; numbers as floats)."""
+    import csv
+
+    runs = []
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            r: dict[str, Any] = dict(row)
+            tr = row.get("trace") or ""
+            r["trace"] = (
+                np.array([float(x) if x else math.nan for x in tr.split(";")]) if tr else None
+            )
+            for k in ("seed", "trials", "ok_trials"):
+                r[k] = int(float(row[k])) if row.get(k) else row.get(k)
+            for k in ("block_wall_s", "run_wall_s", "trial_wall_s", "training_time_s"):
+                r[k] = float(row[k]) if row.get(k) else math.nan
+            runs.append(r)
+    return runs
+
+
+def rerender(a: argparse.Namespace) -> int:
+    """Rebuild the .md and .png from the .csv (the .md's header lines are kept)."""
+    stem = "search_efficiency_quick" if a.quick else "search_efficiency"
+    md_path, png_path, csv_path = (a.results / f"{stem}.{x}" for x in ("md", "png", "csv"))
+    if not csv_path.is_file():
+        print(f"--rerender: no {csv_path}", file=sys.stderr)
+        return 2
+    runs = read_csv_runs(csv_path)
+    header: dict[str, str] = {}
+    if md_path.is_file():
+        for line in md_path.read_text().splitlines():
+            if line.startswith("|"):
+                break
+            if line.startswith("- ") and ": " in line:
+                key, value = line[2:].split(": ", 1)
+                header[key] = value
+    if a.note:
+        header["Note"] = a.note
+    trials = max((len(r["trace"]) for r in runs if r["trace"] is not None), default=a.trials)
+    budgets = [b for b in a.budget_list if b <= trials] or [trials]
+    md_path.write_text(markdown(runs, budgets, header=header))
+    if any(r["trace"] is not None for r in runs):
+        from inr_tune.plots import save_figure
+
+        save_figure(figure(runs, trials), png_path, dpi=90)
+    print(f"rebuilt {md_path} and {png_path} from {csv_path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -622,6 +672,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="re-read finished runs in --runs instead of running them",
     )
     p.add_argument("--results", type=Path, default=RESULTS, help="where the .md/.png/.csv go")
+    p.add_argument(
+        "--rerender",
+        action="store_true",
+        help="run nothing: rebuild the .md and .png from the .csv in --results (header kept)",
+    )
+    p.add_argument("--note", default=None, help="a Note line for the .md header")
     a = p.parse_args(argv)
     if a.quick:
         a.tasks = "stimulus@100" if a.tasks == ",".join(TASKS) else a.tasks
@@ -643,6 +699,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray talks to nothing outside
     a = parse_args(argv)
+    if a.rerender:
+        return rerender(a)
     cmd = "python benchmarks/search_efficiency.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )

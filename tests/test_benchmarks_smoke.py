@@ -83,3 +83,18 @@ def test_summarise_medians_iqr_target_and_table(se):
     csv = se.csv_rows(runs)
     assert csv.splitlines()[0].startswith("task,searcher")
     assert len(csv.splitlines()) == 1 + len(runs)
+
+
+def test_csv_round_trip(se, tmp_path):
+    runs = [
+        {"task": "T", "searcher": "ucb", "seed": 0, "trace": np.array([0.1, math.nan, 0.7]),
+         "trials": 3, "ok_trials": 2, "block_wall_s": 12.5, "trial_wall_s": 4.0},
+        {"task": "T", "searcher": "tpe", "seed": 0, "trace": None, "note": "skipped"},
+    ]  # fmt: skip
+    path = tmp_path / "r.csv"
+    path.write_text(se.csv_rows(runs))
+    back = se.read_csv_runs(path)
+    assert back[0]["seed"] == 0 and back[0]["block_wall_s"] == 12.5
+    assert back[0]["trace"][2] == 0.7 and math.isnan(back[0]["trace"][1])
+    assert back[1]["trace"] is None and back[1]["note"] == "skipped"
+    assert se.summarise(back, [3])[1][0]["best@3"][0] == 0.7
