@@ -140,13 +140,37 @@ def idle_gaps(run: Path) -> None:
                     f"batch {batch}: proposer took {e['time'] - last_done:6.2f} s after the last result"
                 )
     trials = sorted((run / "trials").glob("iter_*/metrics.json"))
-    walls = [json.loads(p.read_text()).get("wall_time") for p in trials]
-    train = [json.loads(p.read_text()).get("training_time") for p in trials]
-    if walls:
-        print(
-            f"per trial: wall {np.mean(walls):.1f} s, of which training {np.mean(train):.1f} s "
-            f"(the rest: data, model build, final evaluation, plot, checkpoint)"
-        )
+    pairs = [(p.parent.name, json.loads(p.read_text())) for p in trials]
+    pairs = [(n, r) for n, r in pairs if r.get("wall_time") and r.get("training_time") is not None]
+    records = [r for _, r in pairs]
+    if not records:
+        return
+    walls = [r["wall_time"] for r in records]
+    train = [r["training_time"] for r in records]
+    print(
+        f"per trial: wall {np.mean(walls):.1f} s, of which training {np.mean(train):.1f} s "
+        f"({100 * np.sum(train) / np.sum(walls):.1f} % optimisation; the rest: data, model "
+        "build, evaluations, plot, checkpoint)"
+    )
+    phases = sorted({k for r in records for k in r.get("overhead_s") or {}})
+    if not phases:  # a run from before metrics.json split its overhead
+        return
+    print(
+        f"{'trial':>10} {'wall':>7} {'train':>7} {'share':>6}  "
+        + " ".join(f"{k:>10.10}" for k in phases)
+    )
+    for name, r in pairs:
+        o = r.get("overhead_s") or {}
+        share = 100 * r["training_time"] / r["wall_time"]
+        cells = " ".join(f"{o.get(k, 0.0):10.2f}" for k in phases)
+        print(f"{name:>10} {r['wall_time']:7.1f} {r['training_time']:7.1f} {share:5.1f}%  {cells}")
+    means = " ".join(
+        f"{np.mean([(r.get('overhead_s') or {}).get(k, 0.0) for r in records]):10.2f}"
+        for k in phases
+    )
+    print(
+        f"{'mean':>10} {np.mean(walls):7.1f} {np.mean(train):7.1f} {100 * np.sum(train) / np.sum(walls):5.1f}%  {means}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -329,6 +329,7 @@ def evaluate(
     positions: np.ndarray | None = None,
     ranks: bool = False,
     rank_top: int | None = None,
+    ssim_limits: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, float | list[float]]:
     """All array metrics of DESIGN.md for one training window ``[T, N, C]`` (raw units).
 
@@ -336,8 +337,11 @@ def evaluate(
     kinograph_SSIM, psnr, max_abs_error (per component), and rank_90, rank_99 (of gt; ``rank_top`` as in ``effective_ranks``)
     when ``ranks`` is true. ``positions`` (the window's, ``[N, 2]`` or ``[T, N, 2]``) order
     the kinographs' point axis for kinograph_SSIM (``kinograph_ssim``); None: index order.
+    ``ssim_limits``: ``ssim._ssim_limits(gt)`` when the caller already has them (a trial
+    evaluates the same ground truth at every snapshot and at its end); None: computed here.
     """
     pred, gt = _checked(pred, gt)
+    limits = _ssim_limits(gt) if ssim_limits is None else ssim_limits
     order = _point_order(positions, gt.shape[1])
     s = _summarise(pred, gt)
     out: dict[str, float | list[float]] = {
@@ -347,7 +351,7 @@ def evaluate(
         "pearson_r2": s.pearson_r2,
         "slope": s.slope,
         "kinograph_R2": s.kinograph_r2,
-        "kinograph_SSIM": float(np.mean(_ssim_components(pred, gt, _ssim_limits(gt), order))),
+        "kinograph_SSIM": float(np.mean(_ssim_components(pred, gt, limits, order))),
         "psnr": _psnr(s, gt.shape[0] * gt.shape[1]),
         "max_abs_error": [float(v) for v in s.max_abs],
     }

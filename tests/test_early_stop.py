@@ -368,3 +368,72 @@ def test_periodic_eval_snapshots_within_their_share_and_rows_on_time() -> None:
     assert max(r["steps_done"] for r in rows) < 1600  # the end is the final report's
     ev.on_train_end(trainer, module)  # type: ignore[arg-type]
     assert ev.training_time == pytest.approx(100.0)  # 100 calls; snapshots excluded
+
+
+def test_without_snapshots_a_trial_reports_the_same_rows_and_draws_one_panel(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``snapshots: false`` (no scheduler can stop the trial): the same evaluation rows,
+    no full evaluation or panel before the end, the same final metrics; wall_time counts
+    from the trainable's start and overhead_s splits what is not training."""
+    from ray import tune
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from inr_tune.runner import trainable
+
+    monkeypatch.setattr(trainable, "_placement", lambda: (None, None))
+    monkeypatch.setattr(trainable, "PROGRESS_EVERY_S", 1e6)  # evaluations' rows only
+    cfg = load_config(None, [*TINY, f"data.path={dataset}"])
+    finals = {}
+    for snapshots in (True, False):
+        reports: list[dict[str, Any]] = []
+        monkeypatch.setattr(tune, "report", lambda values, r=reports, **kw: r.append(values))
+        out = tmp_path / str(snapshots)
+        trainable.train_node(
+            {
+                "cfg": cfg.to_dict(),
+                "out_dir": str(out),
+                "dataset": str(dataset),
+                "node_id": 1,
+                "snapshots": snapshots,
+            }
+        )
+        *rows, final = reports
+        assert [r["step"] for r in rows] == [32, 64]
+        acc = EventAccumulator(str(out / "tb"), size_guidance={"images": 0})
+        acc.Reload()
+        panels = [e.step for e in acc.Images("field_panel")]
+        assert panels == ([32, 96] if snapshots else [96])
+        metrics = json.loads(final["metrics_json"])
+        overhead = metrics["overhead_s"]
+        assert {"dataset_check", "data", "setup", "final_evaluation", "plot"} <= set(overhead)
+        assert (overhead.get("snapshots", 0) > 0) == snapshots
+        rest = metrics["wall_time"] - metrics["training_time"]
+        assert sum(overhead.values()) == pytest.approx(rest, abs=0.05)
+        finals[snapshots] = {k: metrics[k] for k in ("final_r2", "holdout_r2", "kinograph_SSIM")}
+    assert finals[True] == finals[False]  # snapshots change no result
+
+
+def test_dataset_check_reuses_an_unchanged_datasets_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainable's content-hash check reads a dataset once per machine: later trials
+    reuse the hash while every file is unchanged; a rewritten file is hashed again."""
+    from inr_tune.data.store import open_dataset
+    from inr_tune.errors import DataError
+    from inr_tune.runner.trainable import ensure_dataset
+
+    monkeypatch.setenv("INR_TUNE_DATA", str(tmp_path / "cache" / "datasets"))
+    path = write_synthetic_mpm(tmp_path / "d.zarr", n_frames=12, n_points=10)
+    digest = open_dataset(path).content_hash()
+    calls = []
+    plain = type(open_dataset(path)).content_hash
+    monkeypatch.setattr(
+        type(open_dataset(path)), "content_hash", lambda self: calls.append(1) or plain(self)
+    )
+    for _ in range(3):
+        assert ensure_dataset(str(path), digest, "mpm") == str(path)
+    assert len(calls) == 1  # hashed by the first check only
+    write_synthetic_mpm(path, n_frames=12, n_points=10, seed=1)  # other data, same path
+    with pytest.raises(DataError, match="differs from the driver's"):
+        ensure_dataset(str(path), digest, "mpm")

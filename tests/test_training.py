@@ -75,6 +75,15 @@ def test_trial_writes_results(trial: tuple[Path, TrialResult]) -> None:
     assert saved["steps_done"] == 320 and not saved["budget_cut"]
     assert saved["compression_ratio"] == pytest.approx(24 * 60 * 4 / saved["total_params"])
     assert 0 < saved["training_time"] < saved["wall_time"]
+    # the rest of the wall time, by phase (no report: no snapshots)
+    overhead = saved["overhead_s"]
+    assert {"data", "setup", "fit_setup", "evaluations", "final_evaluation", "plot"} <= set(
+        overhead
+    )
+    assert {"checkpoint", "finish", "other"} <= set(overhead) and overhead["snapshots"] == 0
+    assert sum(overhead.values()) == pytest.approx(
+        saved["wall_time"] - saved["training_time"], abs=0.05
+    )
     assert len(saved["history"]) == 3  # evaluations at 100, 200, 300 steps
     import matplotlib.image as mpimg
 

@@ -196,6 +196,7 @@ class PeriodicEval(Callback):
         self.n_evals = 0
         self.n_snapshots = 0
         self.training_time = 0.0
+        self.loop_seconds = 0.0  # the whole loop: training_time + evaluations + snapshots
         self._next = eval_every
         self._t0 = 0.0
         self._last_report = 0.0
@@ -276,4 +277,5 @@ class PeriodicEval(Callback):
     @override
     def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         elapsed = self.clock() - self._t0
+        self.loop_seconds = elapsed
         self.training_time = elapsed - self.eval_seconds - self.snapshot_seconds

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from inr_tune import metrics as M
+from inr_tune.ssim import _ssim_limits
 
 __all__ = ["Evaluation", "evaluate", "quick_eval", "split_r2"]
 
@@ -61,9 +62,15 @@ def evaluate(module: Any, min_train_r2: float = -1.0) -> Evaluation:
     if not np.all(np.isfinite(pred)):
         why = f"prediction has NaN or inf values after {step} steps"
         return Evaluation(step, {}, None, why)
-    gt = module.target()
+    gt = module.target()  # computed once per module
+    cache = getattr(module, "eval_cache", {})  # the window's constants, once per module
+    if "ssim_limits" not in cache:
+        cache["positions"] = module.positions.cpu().numpy()
+        cache["ssim_limits"] = _ssim_limits(gt)
     # kinograph_SSIM orders points along a Hilbert curve of the window's first frame
-    metrics: dict[str, Any] = M.evaluate(pred, gt, positions=module.positions.cpu().numpy())
+    metrics: dict[str, Any] = M.evaluate(
+        pred, gt, positions=cache["positions"], ssim_limits=cache["ssim_limits"]
+    )
     metrics.update(split_r2(pred, gt, module.holdout_idx.cpu().numpy()))
     train_r2 = metrics.get("train_r2")
     if isinstance(train_r2, float) and train_r2 < min_train_r2:

@@ -12,6 +12,7 @@ HParams row, each written from that record.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
@@ -19,7 +20,7 @@ import os
 import subprocess
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,25 @@ __all__ = [
 
 #: fly-eye positions have |x| ≤ 8: scale into the unit disc (DESIGN.md "Models").
 POSITION_SCALE = {"mpm": 1.0, "flyvis": 1.0 / 8.0}
+
+
+class Phases:
+    """Wall seconds of a trial's phases outside the optimisation loop (``overhead_s`` of
+    ``metrics.json``): ``with phases("name"): ...`` adds that block's time to ``name``."""
+
+    def __init__(self, start: dict[str, float] | None = None) -> None:
+        self.seconds: dict[str, float] = dict(start or {})
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + max(0.0, seconds)
 
 
 def version_stamp() -> str:
@@ -193,7 +213,7 @@ def _panel_text(cfg: Config, window: Window) -> dict[str, Any]:
 
 
 def _final_evaluation(
-    trainer: Any, module: Any, device: str, out: Path, info: dict[str, Any]
+    trainer: Any, module: Any, device: str, out: Path, info: dict[str, Any], phases: Phases
 ) -> dict[str, Any]:
     """The one final ``evaluate``; from its record the field panel, the eval scalars and
     the checkpoint. The metrics, or {} when the evaluation calls the fit diverged (then
@@ -203,18 +223,21 @@ def _final_evaluation(
     from inr_tune.training.board import write_field_panel
     from inr_tune.training.evaluation import evaluate
 
-    module.to(torch.device(device))  # Lightning's teardown moved it to the CPU
-    final = evaluate(module)
-    module.diverged = final.diverged
+    with phases("final_evaluation"):
+        module.to(torch.device(device))  # Lightning's teardown moved it to the CPU
+        final = evaluate(module)
+        module.diverged = final.diverged
     if final.prediction is None:
         return {}
     writer = trainer.logger.experiment
-    write_field_panel(out / "field.png", module, final, info, writer)
+    with phases("plot"):
+        write_field_panel(out / "field.png", module, final, info, writer)
     keys = ("final_r2", "final_mse", "kinograph_R2", "kinograph_SSIM")
     trainer.logger.log_metrics({f"eval/{k}": final.metrics[k] for k in keys}, step=final.step)
-    tmp = out / ".checkpoint.ckpt.tmp"
-    trainer.save_checkpoint(tmp, weights_only=False)
-    tmp.replace(out / "checkpoint.ckpt")
+    with phases("checkpoint"):
+        tmp = out / ".checkpoint.ckpt.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)
+        tmp.replace(out / "checkpoint.ckpt")
     return final.metrics
 
 
@@ -272,6 +295,9 @@ def run_trial(
     num_threads: int | None = None,
     extra_hparams: dict[str, Any] | None = None,
     tb_name: str = "tb",
+    snapshots: bool = True,
+    started: float | None = None,
+    phases: dict[str, float] | None = None,
 ) -> TrialResult:
     """Train ``cfg`` once; write results to ``out_dir`` and return its ``TrialResult``.
 
@@ -280,86 +306,115 @@ def run_trial(
     ``total_params`` and ``compression_ratio``; TensorBoard is flushed and the latest
     snapshot (field panel) written before each, so a trial stopped there (Ray raises
     ``SystemExit`` in ``report``, which passes through) leaves them on disk. Without
-    ``report`` nothing stops a trial from outside: no snapshots (their time stays in
-    the loop).
+    ``report``, or with ``snapshots`` false (nothing can stop the trial from outside: no
+    scheduler), no snapshots (their time stays in the loop).
+
+    ``wall_time`` counts from ``started`` (a ``time.perf_counter()`` value: when the
+    caller began the trial, e.g. the Ray trainable before its dataset check) or from this
+    call; ``phases`` are seconds the caller already spent (``{"dataset_check": …}``).
+    ``overhead_s`` in ``metrics.json`` splits the time that is not ``training_time``.
     """
-    wall0 = time.perf_counter()
+    wall0 = time.perf_counter() if started is None else started
+    clock = Phases(phases)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    window, data_path = load_window(cfg, dataset_path)
-    device = resolve_device(cfg.training.device)
-    save_config(cfg, out / "config.yaml")
+    with clock("data"):
+        window, data_path = load_window(cfg, dataset_path)
+    with clock("setup"):
+        device = resolve_device(cfg.training.device)
+        save_config(cfg, out / "config.yaml")
 
-    import lightning as L
-    import torch
-    from lightning.pytorch.loggers import TensorBoardLogger
+        import lightning as L
+        import torch
+        from lightning.pytorch.loggers import TensorBoardLogger
 
-    from inr_tune.training.board import hparams_of, write_field_panel, write_hparams
-    from inr_tune.training.callbacks import PeriodicEval
-    from inr_tune.training.evaluation import evaluate
-    from inr_tune.training.module import INRModule
+        from inr_tune.training.board import hparams_of, write_field_panel, write_hparams
+        from inr_tune.training.callbacks import PeriodicEval
+        from inr_tune.training.evaluation import evaluate
+        from inr_tune.training.module import INRModule
 
-    quiet_lightning()
-    threads_before = torch.get_num_threads()
-    if num_threads:
-        torch.set_num_threads(num_threads)
-    if device == "cuda":  # peak_memory_gb: what this trial held, beside expected_memory_gb
-        torch.cuda.empty_cache()  # an earlier trial's cached blocks in this process
-        torch.cuda.reset_peak_memory_stats()
+        quiet_lightning()
+        threads_before = torch.get_num_threads()
     try:
-        L.seed_everything(cfg.training.seed, workers=False, verbose=False)
-        module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
-        logger = TensorBoardLogger(
-            save_dir=str(out), name=tb_name, version="", default_hp_metric=False
-        )
-        ratio = float(np.prod(window.values.shape)) / module.total_params
-        size = {"total_params": module.total_params, "compression_ratio": ratio}
-        info = _panel_text(cfg, window)
+        with clock("setup"):
+            if num_threads:
+                torch.set_num_threads(num_threads)
+            if device == "cuda":  # peak_memory_gb: what this trial held, beside expected_memory_gb
+                torch.cuda.empty_cache()  # an earlier trial's cached blocks in this process
+                torch.cuda.reset_peak_memory_stats()
+            L.seed_everything(cfg.training.seed, workers=False, verbose=False)
+            module = INRModule(cfg, window.values, window.positions, POSITION_SCALE[window.kind])
+            logger = TensorBoardLogger(
+                save_dir=str(out), name=tb_name, version="", default_hp_metric=False
+            )
+            ratio = float(np.prod(window.values.shape)) / module.total_params
+            size = {"total_params": module.total_params, "compression_ratio": ratio}
+            info = _panel_text(cfg, window)
 
-        def snapshot(m: INRModule) -> None:  # the latest panel, kept if the trial is stopped
-            write_field_panel(out / "field.png", m, evaluate(m), info, logger.experiment)
+            def snapshot(m: INRModule) -> None:  # the latest panel, kept if the trial is stopped
+                write_field_panel(out / "field.png", m, evaluate(m), info, logger.experiment)
 
-        def send(row: dict[str, Any]) -> None:
-            logger.experiment.flush()  # on disk before a stop can end this process
-            assert report is not None
-            report({**row, **size})
+            def send(row: dict[str, Any]) -> None:
+                logger.experiment.flush()  # on disk before a stop can end this process
+                assert report is not None
+                report({**row, **size})
 
-        t = cfg.training
-        evaluator = PeriodicEval(
-            t.eval_every,
-            report=send if report is not None else None,
-            snapshot=snapshot if report is not None else None,
-            progress_every_s=progress_every_s,
-        )
-        callbacks, budget, timer = _callbacks(cfg, evaluator, progress)
-        trainer = build_trainer(device, logger, callbacks)
-        status, error = _fit(trainer, module, step_loader(t.total_steps, t.steps_per_call))
+            t = cfg.training
+            evaluator = PeriodicEval(
+                t.eval_every,
+                report=send if report is not None else None,
+                snapshot=snapshot if report is not None and snapshots else None,
+                progress_every_s=progress_every_s,
+            )
+            callbacks, budget, timer = _callbacks(cfg, evaluator, progress)
+            trainer = build_trainer(device, logger, callbacks)
+            loader = step_loader(t.total_steps, t.steps_per_call)
+        fit0 = time.perf_counter()
+        status, error = _fit(trainer, module, loader)
+        # Lightning's own setup and teardown around the loop (the logger's writer, moving
+        # the module, …); the loop's evaluations and snapshots are counted apart
+        clock.add("fit_setup", time.perf_counter() - fit0 - evaluator.loop_seconds)
+        clock.add("evaluations", evaluator.eval_seconds)
+        clock.add("snapshots", evaluator.snapshot_seconds)
         metrics: dict[str, Any] = {}
         if status == "ok" and not module.diverged:
-            metrics = _final_evaluation(trainer, module, device, out, info)
+            metrics = _final_evaluation(trainer, module, device, out, info, clock)
         if status == "ok" and module.diverged:
             status, error = "diverged", module.diverged
         if status != "ok":  # an earlier snapshot's panel would not show this result
             (out / "field.png").unlink(missing_ok=True)
-        result = _result(
-            cfg,
-            window,
-            module,
-            evaluator,
-            budget,
-            timer,
-            status=status,
-            error=error,
-            metrics=metrics,
-            wall_time=time.perf_counter() - wall0,
-            dataset=str(data_path),
-            content_hash=content_hash,
-            device=device,
-        )
+        with clock("finish"):
+            result = _result(
+                cfg,
+                window,
+                module,
+                evaluator,
+                budget,
+                timer,
+                status=status,
+                error=error,
+                metrics=metrics,
+                dataset=str(data_path),
+                content_hash=content_hash,
+                device=device,
+            )
+            hparams = hparams_of(cfg, extra_hparams)
+            write_hparams(logger.experiment, hparams, status, result.to_dict(False), module.step)
+            logger.finalize("success" if status == "ok" else "failed")
+        # metrics.json last, so its wall time and overhead cover everything before it
+        result.wall_time = time.perf_counter() - wall0
+        result.overhead_s = _overhead(clock.seconds, result)
         result.write(out / "metrics.json")
-        hparams = hparams_of(cfg, extra_hparams)
-        write_hparams(logger.experiment, hparams, status, result.to_dict(False), module.step)
-        logger.finalize("success" if status == "ok" else "failed")
         return result
     finally:  # the caller's thread count, when called in a notebook or a test
         torch.set_num_threads(threads_before)
+
+
+def _overhead(seconds: dict[str, float], result: TrialResult) -> dict[str, float]:
+    """``overhead_s``: the phases' seconds rounded, and ``other`` — the wall time neither
+    ``training_time`` nor a phase accounts for (the loop's logging and callbacks outside
+    the measured evaluations, Lightning's per-call bookkeeping are in ``training_time``)."""
+    wall, train = result.wall_time or 0.0, result.training_time or 0.0
+    out = {k: round(v, 3) for k, v in seconds.items()}
+    out["other"] = round(max(0.0, wall - train - sum(seconds.values())), 3)
+    return out

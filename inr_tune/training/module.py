@@ -101,6 +101,8 @@ class INRModule(L.LightningModule):
         self.last_lr: float | None = None  # lr of the last optimizer step taken
         self.diverged: str | None = None
         self._generator: torch.Generator | None = None
+        self._target_all: np.ndarray | None = None  # target() of all frames, once computed
+        self.eval_cache: dict[str, Any] = {}  # per-window constants of evaluation.evaluate
 
     # ------------------------------------------------------------------ data
     @property
@@ -147,9 +149,15 @@ class INRModule(L.LightningModule):
         return torch.cat(out).numpy()
 
     def target(self, frames: Tensor | None = None) -> np.ndarray:
-        """Ground truth in raw units for ``frames`` (all when None)."""
-        v = self.values if frames is None else self.values[frames]
-        return self.standardizer.denormalize(v).cpu().numpy()
+        """Ground truth in raw units for ``frames`` (all when None; that array is computed
+        once per module and shared: treat it as read-only)."""
+        if frames is not None:
+            return self.standardizer.denormalize(self.values[frames]).cpu().numpy()
+        if self._target_all is None:  # the window never changes: every full evaluation,
+            # snapshot and field panel of a trial reads the same array
+            self._target_all = self.standardizer.denormalize(self.values).cpu().numpy()
+            self._target_all.flags.writeable = False
+        return self._target_all
 
     # ------------------------------------------------------------------ Lightning hooks
     def configure_optimizers(self) -> Any:

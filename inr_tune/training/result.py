@@ -84,6 +84,9 @@ class TrialResult:
     # time: the optimisation loop only (periodic evaluations excluded), and the whole trial
     training_time: float | None = None
     wall_time: float | None = None
+    # the rest of wall_time by phase (``fit.run_trial``): dataset_check, data, setup,
+    # fit_setup, evaluations, snapshots, final_evaluation, plot, checkpoint, finish, other
+    overhead_s: dict[str, float] = dataclasses.field(default_factory=dict)
     steps_per_second: float | None = None
     # steps: done, configured, planned (fewer when training.max_minutes shortened them)
     steps_done: int | None = None
