@@ -51,6 +51,9 @@ def run_block_on_ray(
             "kind": kind,
             "threads": threads,
             "tb_name": f"b{node.block}_iter_{node.id:03d}",
+            # evaluation snapshots keep a trial's panel and metrics if a scheduler stops it;
+            # without one no trial is stopped early, so they would only cost time
+            "snapshots": early_stop == "asha",
         }
 
     def on_done(node: Any) -> None:
