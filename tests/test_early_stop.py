@@ -406,7 +406,9 @@ def test_without_snapshots_a_trial_reports_the_same_rows_and_draws_one_panel(
         assert panels == ([32, 96] if snapshots else [96])
         metrics = json.loads(final["metrics_json"])
         overhead = metrics["overhead_s"]
-        assert {"dataset_check", "data", "setup", "final_evaluation", "plot"} <= set(overhead)
+        assert {"dataset_check", "data", "imports", "build", "final_evaluation", "plot"} <= set(
+            overhead
+        )
         assert (overhead.get("snapshots", 0) > 0) == snapshots
         rest = metrics["wall_time"] - metrics["training_time"]
         assert sum(overhead.values()) == pytest.approx(rest, abs=0.05)

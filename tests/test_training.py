@@ -77,10 +77,10 @@ def test_trial_writes_results(trial: tuple[Path, TrialResult]) -> None:
     assert 0 < saved["training_time"] < saved["wall_time"]
     # the rest of the wall time, by phase (no report: no snapshots)
     overhead = saved["overhead_s"]
-    assert {"data", "setup", "fit_setup", "evaluations", "final_evaluation", "plot"} <= set(
+    assert {"data", "imports", "build", "fit_setup", "evaluations", "final_evaluation"} <= set(
         overhead
     )
-    assert {"checkpoint", "finish", "other"} <= set(overhead) and overhead["snapshots"] == 0
+    assert {"plot", "checkpoint", "finish", "other"} <= set(overhead) and overhead["snapshots"] == 0
     assert sum(overhead.values()) == pytest.approx(
         saved["wall_time"] - saved["training_time"], abs=0.05
     )

@@ -320,7 +320,7 @@ def run_trial(
     out.mkdir(parents=True, exist_ok=True)
     with clock("data"):
         window, data_path = load_window(cfg, dataset_path)
-    with clock("setup"):
+    with clock("imports"):  # torch and Lightning: seconds in a fresh (Ray worker) process
         device = resolve_device(cfg.training.device)
         save_config(cfg, out / "config.yaml")
 
@@ -336,7 +336,7 @@ def run_trial(
         quiet_lightning()
         threads_before = torch.get_num_threads()
     try:
-        with clock("setup"):
+        with clock("build"):  # the module (window on the device, standardiser), logger, trainer
             if num_threads:
                 torch.set_num_threads(num_threads)
             if device == "cuda":  # peak_memory_gb: what this trial held, beside expected_memory_gb

@@ -84,7 +84,7 @@ class TrialResult:
     # time: the optimisation loop only (periodic evaluations excluded), and the whole trial
     training_time: float | None = None
     wall_time: float | None = None
-    # the rest of wall_time by phase (``fit.run_trial``): dataset_check, data, setup,
+    # the rest of wall_time by phase (``fit.run_trial``): dataset_check, data, imports, build,
     # fit_setup, evaluations, snapshots, final_evaluation, plot, checkpoint, finish, other
     overhead_s: dict[str, float] = dataclasses.field(default_factory=dict)
     steps_per_second: float | None = None
