@@ -94,6 +94,8 @@ def run_block_on_ray(
             search_alg=searcher,
             num_samples=-1,
             max_concurrent_trials=parallel,
+            # a worker imports torch and Lightning once per block, not once per trial
+            reuse_actors=True,
             scheduler=scheduler,
             trial_name_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
             trial_dirname_creator=(
