@@ -41,8 +41,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from inr_tune.reports.compare import compare_runs  # noqa: E402
 from inr_tune.journal import read_events  # noqa: E402
+from inr_tune.reports.compare import compare_runs  # noqa: E402
 
 MARK = "INR_TUNE_KILL_BENCH"
 PHASES = ("start-up", "trials", "block end")

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from inr_tune.config import load_config
-from inr_tune.reports.analysis import render_analysis
 from inr_tune.journal import Journal, read_events
+from inr_tune.reports.analysis import render_analysis
 from inr_tune.reports.memory import render_memory
 from inr_tune.search.proposers import LLMProposer, Proposer, RuleProposer, llm_parse
 from inr_tune.search.proposers.llm_tools import BATCH_TOOL, REVIEW_TOOL
