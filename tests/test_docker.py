@@ -201,7 +201,9 @@ def test_dockerfile_pins_the_torch_of_pyproject() -> None:
         x for x in (ROOT / "constraints.txt").read_text().splitlines() if x.startswith("torch==")
     ]
     pin = line.split("==", 1)[1].strip()
-    assert _requirement("torch").specifier.contains(pin), "constraints.txt's torch is outside pyproject's range"
+    assert _requirement("torch").specifier.contains(pin), (
+        "constraints.txt's torch is outside pyproject's range"
+    )
     pins = {
         word.split("==", 1)[1]
         for _, words in _pip_installs()
