@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 from inr_tune.cli import run_cli
-from inr_tune.config import describe
 from inr_tune.errors import ConfigError
 from inr_tune.settings import (
     FLAG_KEYS,
     Settings,
+    describe,
     new_run_dir,
     resumed_settings,
     settings_from,

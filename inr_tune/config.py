@@ -33,7 +33,6 @@ __all__ = [
     "load_config",
     "parse_set",
     "save_config",
-    "search_keys_set",
 ]
 
 
@@ -390,46 +389,9 @@ def load_config(
         raise ConfigError(f"{err}{where}") from None
 
 
-def search_keys_set(path: str | Path | None, sets: list[str] | None) -> list[str]:
-    """The search.* / block.* keys that ``--set`` items or our YAML at ``path`` give a
-    value other than the default: a training does nothing with them (the older dialect's
-    ``claude`` section maps onto them and is left alone)."""
-    default = Config().to_dict()
-    given: dict[str, Any] = {}
-    raw = read_yaml(path) if path is not None else None
-    if isinstance(raw, dict) and not is_anchor_dialect(raw):
-        for section in ("search", "block"):
-            for key, value in (raw.get(section) or {}).items():
-                given[f"{section}.{key}"] = value
-    for item in sets or []:
-        section, key, value = parse_set(item)
-        if section in ("search", "block"):
-            given[f"{section}.{key}"] = value
-    changed = []
-    for dotted, value in given.items():
-        section, key = dotted.split(".")
-        if key in default[section] and value != default[section][key]:
-            changed.append(dotted)
-    return changed
-
-
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write ``cfg`` as YAML (atomically: ``fileio.write_durable``)."""
     from inr_tune.fileio import write_durable
 
     write_durable(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
     return Path(path)
-
-
-def describe(sections: tuple[str, ...] | None = None) -> str:
-    """Every key of ``sections`` (default: all) with its default and docstring (for
-    ``--help`` epilogs)."""
-    lines = []
-    for section, cls in SECTIONS.items():
-        if sections is not None and section not in sections:
-            continue
-        lines.append(f"{section}:")
-        for f in dataclasses.fields(cls):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            lines.append(f"  {f.name} = {default!r}  # {f.metadata.get('doc', '')}")
-    return "\n".join(lines)

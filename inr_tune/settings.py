@@ -10,6 +10,7 @@ Config, are saved in ``options.json``: a resumed run rebuilds the same settings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from inr_tune.config import (
+    SECTIONS,
     Config,
     apply_overrides,
     config_from_dict,
@@ -30,10 +32,13 @@ from inr_tune.errors import ConfigError
 __all__ = [
     "FLAG_KEYS",
     "Settings",
+    "check_search",
     "config_sets",
+    "describe",
     "flag_sets",
     "new_run_dir",
     "resumed_settings",
+    "search_keys_set",
     "settings_from",
     "settings_from_saved",
 ]
@@ -200,3 +205,40 @@ def resumed_settings(out: Path, blocks: int | None = None) -> Settings:
             "only adds blocks"
         )
     return saved.with_sets([f"block.blocks={blocks}"])
+
+
+def search_keys_set(path: str | Path | None, sets: list[str] | None) -> list[str]:
+    """The search.* / block.* keys that ``--set`` items or our YAML at ``path`` give a
+    value other than the default: a training does nothing with them (the older dialect's
+    ``claude`` section maps onto them and is left alone)."""
+    default = Config().to_dict()
+    given: dict[str, Any] = {}
+    raw = read_yaml(path) if path is not None else None
+    if isinstance(raw, dict) and not is_anchor_dialect(raw):
+        for section in ("search", "block"):
+            for key, value in (raw.get(section) or {}).items():
+                given[f"{section}.{key}"] = value
+    for item in sets or []:
+        section, key, value = parse_set(item)
+        if section in ("search", "block"):
+            given[f"{section}.{key}"] = value
+    changed = []
+    for dotted, value in given.items():
+        section, key = dotted.split(".")
+        if key in default[section] and value != default[section][key]:
+            changed.append(dotted)
+    return changed
+
+
+def describe(sections: tuple[str, ...] | None = None) -> str:
+    """Every key of ``sections`` (default: all) with its default and docstring (for
+    ``--help`` epilogs)."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        if sections is not None and section not in sections:
+            continue
+        lines.append(f"{section}:")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"  {f.name} = {default!r}  # {f.metadata.get('doc', '')}")
+    return "\n".join(lines)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from inr_tune.cli import EXIT_INTERNAL, EXIT_OK, run_cli
-from inr_tune.config import describe, load_config, search_keys_set
+from inr_tune.config import load_config
 from inr_tune.errors import ConfigError
+from inr_tune.settings import describe, search_keys_set
 
 __all__ = ["main"]
 

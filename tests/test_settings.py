@@ -229,6 +229,6 @@ def test_a_training_refuses_search_and_block_keys(argv: list[str], tmp_path: Pat
 
 
 def test_default_yaml_has_no_search_keys_a_training_refuses() -> None:
-    from inr_tune.config import search_keys_set
+    from inr_tune.settings import search_keys_set
 
     assert search_keys_set(ROOT / "configs" / "default.yaml", []) == []
