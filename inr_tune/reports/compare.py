@@ -6,7 +6,7 @@ metrics, observation and verdict), the block reviews, the number of ``run_end`` 
 options.json, analysis.md, memory.md, ucb_scores.txt and the file inventory (a config
 per node, one TensorBoard run per trial and one Pareto record per block, no temp file).
 
-Left out as timings: ``training_time``, ``wall_time``, ``steps_per_second`` and the
+Left out as timings: ``training_time``, ``wall_time``, ``overhead_s``, ``steps_per_second`` and the
 minutes built from them; as places and versions: the run's own name and path, the Ray
 node id and the version stamp. Trials that run side by side finish in either order, so
 two uninterrupted runs differ in that order too: analysis.md entries of one batch are
@@ -40,6 +40,7 @@ VOLATILE_METRICS = frozenset(
     {
         "training_time",
         "wall_time",
+        "overhead_s",
         "steps_per_second",
         "field_png",
         "ray_node_id",
