@@ -76,6 +76,7 @@ __all__ = [
 ]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # search_efficiency_report
+from pareto_rows import machine  # the same machine line as benchmarks/pareto.py's
 from search_efficiency_report import (  # the pure functions, re-exported
     OK_STATUSES,
     SEARCHERS,
@@ -87,7 +88,6 @@ from search_efficiency_report import (  # the pure functions, re-exported
     csv_rows,
     figure,
     fmt_r2,
-    machine,
     markdown,
     objective_trace,
     read_csv_runs,

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -188,18 +185,6 @@ def verdicts(rows: list[dict[str, Any]], budgets: Sequence[int]) -> list[str]:
             parts.append(f"UCB {op} {other}: " + ", ".join(marks))
         out.append(f"- {task}: " + "; ".join(parts))
     return out
-
-
-def machine() -> str:
-    try:
-        torch = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        torch = "not installed"
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (
-        f"{platform.platform()} ({platform.machine()}), {os.cpu_count()} CPUs (load average "
-        f"{load} at the end), Python {platform.python_version()}, torch {torch}"
-    )
 
 
 def code_state() -> str:
