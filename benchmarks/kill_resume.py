@@ -43,18 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from inr_tune.journal import read_events  # noqa: E402
 from inr_tune.reports.compare import compare_runs  # noqa: E402
+from tests.helpers import TINY  # noqa: E402  (the tests' tiny trial)
 
 MARK = "INR_TUNE_KILL_BENCH"
 PHASES = ("start-up", "trials", "block end")
-TINY = [
-    "training.total_steps=48",
-    "training.eval_every=1000",
-    "training.max_minutes=null",
-    "model.hidden_dim=16",
-    "model.n_layers=1",
-    "training.points_per_step=null",
-    "search.min_ratio=1",
-]
 
 
 def block_args(dataset: Path, iterations: int, parallel: int) -> list[str]:
