@@ -215,9 +215,9 @@ Computed comparisons:
 BATCH_UCB = """\
 ## UCB scores (ucb_scores.txt)
 
+Node 2: UCB=2.177, parent=1, visits=2, R2=0.995000
 Node 3: UCB=1.665, parent=root, visits=1, R2=nan, status=diverged
-Node 2: UCB=1.561, parent=1, visits=2, R2=0.995000
-Node 1: UCB=1.295, parent=root, visits=3, R2=0.990000
+Node 1: UCB=0.961, parent=root, visits=3, R2=0.990000
 """
 
 

@@ -391,7 +391,7 @@ def test_benchmark_run_proposes_as_recorded(tmp_path) -> None:
     dump = tmp_path / "proposals.json"
     bench.drive(200, 4, dump)
     digest = hashlib.sha1(dump.read_bytes()).hexdigest()
-    assert digest == "281c4eed339a453035a6d4749c8392e26a8bb772"
+    assert digest == "043632bbc635527f6f60d5db25ae3f2480758448"
 
 
 def test_taken_configs_follows_a_growing_tree() -> None:
@@ -411,3 +411,32 @@ def test_taken_configs_follows_a_growing_tree() -> None:
     assert copy.to_dict() == tree.to_dict() and taken_configs(copy) == expected
     copy.add(None, ROOT_CONFIG.replace(model={"omega": 30.0}), {"omega": [8, 30]}, "explore", "", 1)
     assert len(tree) == len(copy) - 1
+
+
+def test_moves_ranked_by_what_the_whole_tree_saw() -> None:
+    """Issue 14 §3: a node's candidate moves are ordered by how that kind of move did
+    anywhere in the block (mean reward change against the reference), not only around the
+    node: a move that helped elsewhere comes first, one that hurt comes last."""
+    import random
+
+    from inr_tune.search.proposers.moves import Candidates, move_key
+
+    tree = Tree()
+    base = grow(tree, None, {}, 0.99)
+    up = grow(tree, base.id, {"omega": 12.0}, 0.996)  # ω up helped here
+    grow(tree, base.id, {"lr": 2e-4}, 0.95)  # lr up (from 1e-4) hurt here
+    other = grow(tree, None, {"hidden_dim": 384}, 0.985)  # a branch with no lead of its own
+    state = make_state(tree)
+    cands = Candidates(state)
+    gains = cands.evidence(tree)
+    omega, lr = MPM_SPACE.param("omega"), MPM_SPACE.param("lr")
+    assert gains[move_key(omega, 8.0, 12.0)] > 0 > gains[move_key(lr, 1e-4, 4e-4)]
+    assert move_key(omega, 8.0, 5.0) not in gains, "down is another kind of move than up"
+    moves = list(cands.moves(tree, other.id, random.Random(0)))
+    first_name, first_value = moves[0]
+    cfg = cands.config_of(tree, other.id)
+    assert first_name == "omega" and first_value > cfg.get("model.omega")
+    lr_up = [i for i, (n, v) in enumerate(moves) if n == "lr" and v > cfg.get("training.lr")]
+    untried = [i for i, (n, _) in enumerate(moves) if n in ("n_layers", "batch_size")]
+    assert lr_up and untried and min(lr_up) > max(untried), "moves that hurt come last"
+    assert up.id != other.id

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from inr_tune.config import Config
-from inr_tune.search.tree import Node, Tree, format_ucb_scores, reward_of
+from inr_tune.search.tree import Node, Tree, format_ucb_scores, reward_of, scaled_rewards
 from inr_tune.search.verdict import compare_words, describe_change
 
 CFG = Config().to_dict()
@@ -142,19 +142,47 @@ def test_failed_zero_and_early_stopped_uses_last_r2() -> None:
 
 
 def test_ucb_formula() -> None:
+    """Q is the reward scaled to the block's range: its worst scored node 0, its best 1."""
     tree = Tree()
     a = _node(tree, None, 0.9, mutation={})
     b = _node(tree, a.id, 0.95)
-    _node(tree, b.id, None, status="pending")
+    c = _node(tree, b.id, 0.93)
+    _node(tree, c.id, None, status="pending")
     _node(tree, None, 0.5, block=2, mutation={})  # other blocks do not count
     scores = {s.node.id: s for s in tree.ucb_scores(1, C)}
-    assert set(scores) == {1, 2}, "only finished nodes of the block are candidates"
-    n = 3  # nodes of block 1, pending included
-    assert scores[1].visits == 3 and scores[2].visits == 2
-    assert scores[1].ucb == pytest.approx(reward_of(0.9) + C * math.sqrt(math.log(n) / 3))
-    assert scores[2].ucb == pytest.approx(reward_of(0.95) + C * math.sqrt(math.log(n) / 2))
+    assert set(scores) == {1, 2, 3}, "only finished nodes of the block are candidates"
+    n = 4  # nodes of block 1, pending included
+    assert (scores[1].visits, scores[2].visits, scores[3].visits) == (4, 3, 2)
+    q3 = (reward_of(0.93) - reward_of(0.9)) / (reward_of(0.95) - reward_of(0.9))
+    assert scores[1].ucb == pytest.approx(0.0 + C * math.sqrt(math.log(n) / 4))
+    assert scores[2].ucb == pytest.approx(1.0 + C * math.sqrt(math.log(n) / 3))
+    assert scores[3].ucb == pytest.approx(q3 + C * math.sqrt(math.log(n) / 2))
     r2 = {s.node.id: s.ucb for s in tree.ucb_scores(1, C, "r2")}
-    assert r2[2] == pytest.approx(0.95 + C * math.sqrt(math.log(n) / 2))
+    assert r2[3] == pytest.approx(0.6 + C * math.sqrt(math.log(n) / 2))
+
+
+def test_scaled_q_lets_quality_count_against_visits() -> None:
+    """R² 0.30 and 0.70 differ by 0.06 in nines, less than the exploration bonus of a
+    fresh leaf over a node tried four times: unscaled, a poor leaf outranked the block's
+    best node; scaled, it ranks last."""
+    tree = Tree()
+    best = _node(tree, None, 0.70, mutation={})
+    poor = _node(tree, None, 0.30)
+    for r2 in (0.69, 0.68):
+        child = _node(tree, best.id, r2)
+        _node(tree, child.id, r2 - 0.005)
+    c, n = 0.5, len(tree.block_nodes(1))
+    ranking = [s.node.id for s in tree.ucb_scores(1, c)]
+    assert ranking.index(best.id) < ranking.index(poor.id) == len(ranking) - 1
+    raw = {k: tree[k].reward() + c * math.sqrt(math.log(n) / v) for k, v in ((1, 5), (2, 1))}
+    assert raw[poor.id] > raw[best.id], "the old, unscaled Q ranked the poor leaf higher"
+    scaled = scaled_rewards(tree.block_nodes(1))
+    assert scaled[best.id] == 1.0 and scaled[poor.id] == 0.0
+    failed = _node(tree, best.id, None, status="failed")
+    assert scaled_rewards(tree.block_nodes(1))[failed.id] == 0.0
+    one = Tree()
+    only = _node(one, None, 0.3, mutation={})
+    assert scaled_rewards(one.block_nodes(1)) == {only.id: 1.0}, "one scored node: Q 1"
 
 
 def test_ucb_scores_file_format() -> None:
@@ -165,10 +193,10 @@ def test_ucb_scores_file_format() -> None:
     _node(tree, a.id, None, status="failed")
     text = format_ucb_scores(tree.ucb_scores(1, C, "r2"))
     lines = text.splitlines()
-    u2 = 0.997 + C * math.sqrt(math.log(3) / 1)
+    u2 = 1.0 + C * math.sqrt(math.log(3) / 1)
     assert lines[0] == f"Node 2: UCB={u2:.3f}, parent=1, visits=1, R2=0.997000"
-    u1 = 0.934 + C * math.sqrt(math.log(3) / 3)
-    assert lines[1] == f"Node 1: UCB={u1:.3f}, parent=root, visits=3, R2=0.934000"
+    u1 = 0.0 + C * math.sqrt(math.log(3) / 3)
+    assert f"Node 1: UCB={u1:.3f}, parent=root, visits=3, R2=0.934000" in lines
     assert "Node 3: UCB=1.482, parent=1, visits=1, R2=nan, status=failed" in lines
     pattern = re.compile(r"^Node \d+: UCB=-?\d+\.\d{3}, parent=(root|\d+), visits=\d+, R2=")
     assert all(pattern.match(line) for line in lines) and text.endswith("\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "STATUSES",
     "Node",
     "reward_of",
+    "scaled_rewards",
 ]
 
 PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED = (
@@ -137,3 +138,17 @@ class Node:
         data["metrics"] = dict(data.get("metrics") or {})
         data["config"] = copy.deepcopy(dict(data["config"]))
         return cls(**data)
+
+
+def scaled_rewards(nodes: Iterable[Node], kind: str = "nines") -> dict[int, float]:
+    """UCB's Q of each finished node: its ``reward(kind)`` scaled to the range of the nodes
+    with an R² (the lowest 0, the highest 1; all 1 when they are equal); 0 for failed and
+    diverged nodes. Pending nodes are left out."""
+    scored = {n.id: n.reward(kind) for n in nodes if n.finished and n.r2 is not None}
+    out = {n.id: 0.0 for n in nodes if n.finished and n.r2 is None}
+    if not scored:
+        return out
+    lo, hi = min(scored.values()), max(scored.values())
+    for i, r in scored.items():
+        out[i] = (r - lo) / (hi - lo) if hi > lo else 1.0
+    return out

@@ -1,8 +1,9 @@
 """Where the rule proposer's candidate moves come from, for one ``propose`` call.
 
 ``Candidates`` reads a ``SearchState`` and offers, for a parent node, one-move mutations
-most promising first (``moves``: first those the results point to, then every free
-param's neighbours in weighted random order). What a call computes once (the free params
+most promising first (``moves``: first those the results around the parent point to,
+then every free param's neighbours, ranked by how that kind of move did anywhere in the
+block's tree — ``evidence`` — and untried kinds in weighted random order). What a call computes once (the free params
 per avoid set, which finished nodes were based on which, the root config's key) is kept
 on it; a new call gets a new one.
 """
@@ -19,7 +20,7 @@ from inr_tune.search.proposers.base import Proposal, SearchState
 from inr_tune.search.space import Param, StoredConfig, stored
 from inr_tune.search.tree import DIVERGED, FAILED, Node, Tree
 
-__all__ = ["Candidates", "weighted_order"]
+__all__ = ["Candidates", "move_key", "weighted_order"]
 
 
 def weighted_order(params: list[Param], rng: random.Random) -> list[Param]:
@@ -36,6 +37,7 @@ class Candidates:
         self._root: StoredConfig | None = None
         self._free: dict[tuple[str, ...], list[Param]] = {}
         self._based: dict[int, dict[int, list[Node]]] = {}
+        self._evidence: dict[int, dict[tuple[str, Any], float]] = {}
 
     def known_repeat(self, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> bool:
         """True when the proposal's child config is taken, found without building it.
@@ -90,8 +92,11 @@ class Candidates:
     ) -> Iterator[tuple[str, Any]]:
         """Candidate one-move mutations of ``parent``, most promising first.
 
-        First the moves the results point to (``informed_moves``), then every param's
-        neighbours, params in weighted random order.
+        First the moves the results around ``parent`` point to (``informed_moves``), then
+        every free param's neighbours ranked by what the block has seen of that kind of
+        move anywhere in the tree (``evidence``): those that helped on average (largest
+        mean gain first), then those never tried (params in weighted random order), then
+        those that hurt (least harmful first).
         """
         cfg = self.config_of(tree, parent)
         params = self.free_params(avoid)
@@ -101,11 +106,48 @@ class Candidates:
         node = tree.get(parent)
         if node is not None:
             yield from self.informed_moves(tree, node, cfg, names)
+        gains = self.evidence(tree)
+        helped, untried, hurt = [], [], []
         for p in weighted_order(params, rng):
             values = p.neighbours(cfg.get(p.key))
             rng.shuffle(values)
             for v in values:
-                yield p.name, v
+                gain = gains.get(move_key(p, cfg.get(p.key), v))
+                if gain is None:
+                    untried.append((p.name, v))
+                else:
+                    (helped if gain > 0 else hurt).append(
+                        (-gain, len(helped) + len(hurt), p.name, v)
+                    )
+        for _, _, name, v in sorted(helped):
+            yield name, v
+        yield from untried
+        for _, _, name, v in sorted(hurt):
+            yield name, v
+
+    def evidence(self, tree: Tree) -> dict[tuple[str, Any], float]:
+        """The mean reward change of each kind of move over the block's finished one-move
+        trials: ``{move_key: mean(reward(node) − reward(reference))}`` (the node against
+        its parent, or the baseline for a block-root mutation; failed nodes count as reward
+        0). Computed once per call (within a call only pending nodes are added)."""
+        block = self.state.block
+        if block in self._evidence:
+            return self._evidence[block]
+        kind = "nines" if self.state.reward == "pareto" else self.state.reward
+        changes: dict[tuple[str, Any], list[float]] = {}
+        for node in tree.block_nodes(block):
+            if not node.finished or len(node.mutation) != 1:
+                continue
+            ref = tree.reference(node.id)
+            name = str(node.mutated)
+            if ref is None or not ref.finished or name not in self.state.space.search_params:
+                continue
+            old, new = node.mutation[name]
+            key = move_key(self.state.space.param(name), old, new)
+            changes.setdefault(key, []).append(node.reward(kind) - ref.reward(kind))
+        out = {k: sum(v) / len(v) for k, v in changes.items()}
+        self._evidence[block] = out
+        return out
 
     def informed_moves(
         self, tree: Tree, node: Node, cfg: Config, names: set[str]
@@ -168,3 +210,12 @@ class Candidates:
                         index.setdefault(ref.id, []).append(other)
             self._based[node.block] = index
         return [n for n in index.get(node.id, []) if tree.reference(n.id) is node]
+
+
+def move_key(p: Param, old: Any, new: Any) -> tuple[str, Any]:
+    """What kind of move ``old → new`` of ``p`` is: ``(name, +1 | -1)`` for a number moved
+    up or down, ``(name, repr(new))`` for a choice (or a move to or from null)."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (old, new))
+    if not p.is_choice and numbers:
+        return (p.name, 1 if new > old else -1)
+    return (p.name, repr(new))
