@@ -107,8 +107,16 @@ class Node:
         """
         if self.status not in HAS_R2:
             return None
-        held = _finite(self.metrics.get("holdout_r2"))
-        return held if held is not None else _finite(self.metrics.get("final_r2"))
+        for key in ("holdout_r2", "final_r2"):
+            value = self.metrics.get(key)
+            if type(value) is float:  # the common case, read millions of times per search
+                if math.isfinite(value):
+                    return value
+                continue
+            value = _finite(value)
+            if value is not None:
+                return value
+        return None
 
     @property
     def ratio(self) -> float | None:
@@ -144,8 +152,15 @@ def scaled_rewards(nodes: Iterable[Node], kind: str = "nines") -> dict[int, floa
     """UCB's Q of each finished node: its ``reward(kind)`` scaled to the range of the nodes
     with an R² (the lowest 0, the highest 1; all 1 when they are equal); 0 for failed and
     diverged nodes. Pending nodes are left out."""
-    scored = {n.id: n.reward(kind) for n in nodes if n.finished and n.r2 is not None}
-    out = {n.id: 0.0 for n in nodes if n.finished and n.r2 is None}
+    scored: dict[int, float] = {}
+    out: dict[int, float] = {}
+    for n in nodes:
+        if n.finished:
+            r2 = n.r2
+            if r2 is None:
+                out[n.id] = 0.0
+            else:
+                scored[n.id] = reward_of(r2, kind)
     if not scored:
         return out
     lo, hi = min(scored.values()), max(scored.values())

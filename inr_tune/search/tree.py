@@ -277,11 +277,17 @@ class Tree:
             q_of = {k: v / top for k, v in shares.items()} if top > 0 else shares
         else:
             q_of = scaled_rewards(members, reward)
+        below: dict[int, int] = {}  # descendants in the block, from one walk up per member
+        for member in members:
+            up = member.parent
+            while up is not None:
+                below[up] = below.get(up, 0) + 1
+                up = self._nodes[up].parent
         out = []
         for node in members:
             if node.pending:
                 continue
-            visits = 1 + sum(1 for d in self.descendants(node.id) if d.block == block)
+            visits = 1 + below.get(node.id, 0)
             q = q_of.get(node.id, 0.0)
             ucb = q + c * math.sqrt(log_n / visits)
             out.append(UCBScore(node, ucb, visits))
