@@ -1,9 +1,11 @@
 """Fast checks of benchmarks/search_efficiency.py's pure functions on hand-made tables
-(no search runs: the benchmark itself is run by hand, see README "Benchmarks")."""
+(no search runs: the benchmark itself is run by hand, see README "Benchmarks"), and a tiny
+run of benchmarks/searcher_synthetic.py (synthetic results, no training)."""
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 import sys
 from pathlib import Path
@@ -98,3 +100,24 @@ def test_csv_round_trip(se, tmp_path):
     assert back[0]["trace"][2] == 0.7 and math.isnan(back[0]["trace"][1])
     assert back[1]["trace"] is None and back[1]["note"] == "skipped"
     assert se.summarise(back, [3])[1][0]["best@3"][0] == 0.7
+
+
+def test_searcher_synthetic_runs_real_blocks_and_reports(tmp_path, capsys):
+    """benchmarks/searcher_synthetic.py drives the real block session for each searcher on
+    a synthetic landscape (seconds, no training) and writes its table."""
+    path = _PATH.parent / "searcher_synthetic.py"
+    spec = importlib.util.spec_from_file_location("searcher_synthetic", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "synthetic.md"
+    argv = ["--landscapes", "1", "--seeds", "1", "--trials", "6", "--searchers", "ucb,greedy"]
+    assert mod.main([*argv, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| flyvis | ucb |" in text and "| mpm | greedy |" in text
+    args = mod.argparse.Namespace(trials=6, parallel=2, ucb_c=1.414)
+    trace = mod.run_block("flyvis", mod.make_proposer("ucb", 0), 0, args)
+    assert len(trace) == 6 and all(b >= a for a, b in itertools.pairwise(trace))
+    assert trace == mod.run_block("flyvis", mod.make_proposer("ucb", 0), 0, args), "seeded"
+    assert mod.main(["--searchers", "annealing"]) == 2
+    capsys.readouterr()
