@@ -1,7 +1,7 @@
 """The searchers on synthetic landscapes: best R² after 8/16/32 trials, in seconds, no training.
 
     python benchmarks/searcher_synthetic.py [--landscapes 12] [--seeds 3] [--trials 32]
-        [--parallel 2] [--searchers ucb,greedy,random,tpe] [--ucb-c 1.414] [--out FILE.md]
+        [--parallel 2] [--searchers ucb,greedy,random,tpe] [--ucb-c C] [--out FILE.md]
 
 For developing the proposers without waiting for trainings. A landscape is a seeded random
 function of a config: per numeric param a log-quadratic bowl around a random optimum near
@@ -181,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=32)
     p.add_argument("--parallel", type=int, default=2)
     p.add_argument("--searchers", default="ucb,greedy,random,tpe")
-    p.add_argument("--ucb-c", type=float, default=1.414)
+    p.add_argument("--ucb-c", type=float, default=None, help="default: search.ucb_c's default")
     p.add_argument("--out", type=Path, default=None, help="also write the table here")
     args = p.parse_args(argv)
+    if args.ucb_c is None:
+        from inr_tune.config import Config
+
+        args.ucb_c = Config().search.ucb_c
     args.searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     unknown = set(args.searchers) - {"ucb", "greedy", "random", "tpe"}
     if unknown or args.landscapes < 1 or args.seeds < 1 or args.trials < args.parallel:

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--ucb-c",
         type=float,
         default=None,
-        help="UCB exploration constant of the first block (default 1.414)",
+        help="UCB exploration constant of the first block (default 0.5)",
     )
     a("--reward", choices=("r2", "nines"), default=None, help="node reward (default nines)")
     a(

@@ -27,7 +27,7 @@ def test_defaults_match_design() -> None:
     assert cfg.data.field == "F" and cfg.data.n_frames == 400 and cfg.data.offset == "center"
     assert cfg.model.inr_type == "siren_txy" and cfg.model.hidden_dim == 256
     assert cfg.training.lr == pytest.approx(1.2e-4) and cfg.training.total_steps == 320000
-    assert cfg.search.ucb_c == pytest.approx(1.414) and cfg.search.reward == "nines"
+    assert cfg.search.ucb_c == pytest.approx(0.5) and cfg.search.reward == "nines"
     assert cfg.block.parallel == 4
 
 
