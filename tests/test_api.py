@@ -108,7 +108,7 @@ def test_user_input_changes_the_running_search_and_resume_adds_blocks(
     out = tmp_path / "run"
     out.mkdir()
     (out / "user_input.md").write_text(
-        "set block.iterations=2\nset search.ucb_c=0.5\nset block.blocks=2\n"
+        "set block.iterations=2\nset search.ucb_c=0.8\nset block.blocks=2\n"
         "set search.proposer=llm\n"
     )
     sets = [*TINY, f"data.path={dataset}", "search.seed_reruns=0"]
@@ -116,11 +116,11 @@ def test_user_input_changes_the_running_search_and_resume_adds_blocks(
     r = run_block(*block_args(*flags, sets=sets, iterations=4, parallel=2))
     assert r.returncode == 0, r.stderr[-2000:]
     (ui,) = _events(out, "user_input")
-    assert ui["settings"] == {"block.iterations": 2, "search.ucb_c": 0.5, "block.blocks": 2}
+    assert ui["settings"] == {"block.iterations": 2, "search.ucb_c": 0.8, "block.blocks": 2}
     assert len(ui["problems"]) == 1 and "search.proposer is fixed" in ui["problems"][0]
-    assert [e["ucb_c"] for e in _events(out, "ucb_c_changed")][:1] == [0.5]
+    assert [e["ucb_c"] for e in _events(out, "ucb_c_changed")][:1] == [0.8]
     starts = _events(out, "block_start")
-    assert [s["block"] for s in starts] == [1, 2] and starts[1]["ucb_c"] == 0.5
+    assert [s["block"] for s in starts] == [1, 2] and starts[1]["ucb_c"] == 0.8
     assert [s["field"] for s in starts] == ["F", "S"]
     df = load_run(out)
     assert df.groupby("block").size().tolist() == [2, 2]  # 2 trials each, not 4
