@@ -316,3 +316,18 @@ def test_compare_words_in_numbers() -> None:
     assert compare_words(-0.5, -0.2) == "worse"
     text = describe_change(0.99912, 0.99870)
     assert text == "R² 0.99912 vs parent 0.99870: better by 0.00042 (+0.17 nines)"
+
+
+def test_scaled_q_keeps_the_order_of_negative_r2() -> None:
+    """Fits worse than the mean (R² < 0) keep their order in Q: clipped at 0 they tied,
+    and UCB then picked the least visited, i.e. the worse one."""
+    tree = Tree()
+    base = _node(tree, None, -0.77, mutation={})
+    worse = _node(tree, None, -1.5)
+    for reward in ("nines", "r2"):
+        q = scaled_rewards(tree.block_nodes(1), reward)
+        assert q[base.id] == 1.0 and q[worse.id] == 0.0
+    _node(tree, base.id, None, status="pending")  # the first pick of a batch went to base
+    assert tree.ucb_scores(1, 0.5)[0].node.id == base.id, "base still ranks first"
+    q = scaled_rewards([_node(tree, None, 0.999999999), _node(tree, None, -50.0)])
+    assert sorted(q.values()) == [0.0, 1.0], "capped at 6 nines, floored at R² −1"
