@@ -5,6 +5,7 @@
     python benchmarks/search_efficiency.py --tasks F@100 --seeds 3
     python benchmarks/search_efficiency.py --proposer llm      # adds the UCB tree with Claude (ANTHROPIC_API_KEY)
     python benchmarks/search_efficiency.py --runs DIR --reuse  # re-read finished runs, run only the missing ones
+    python benchmarks/search_efficiency.py --runs DIR --no-run # the table of the finished runs only
 
 Issue 14 §2. For each task (F and S of the default MPM dataset at 100 frames, the fly-eye
 stimulus at 100 frames), each searcher (``search.searcher`` = ucb | random | tpe | greedy)
@@ -151,6 +152,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="re-read finished runs in --runs instead of running them",
     )
+    p.add_argument(
+        "--no-run",
+        action="store_true",
+        help="run nothing: the table of the finished runs in --runs (the others: 'not run')",
+    )
     p.add_argument("--results", type=Path, default=RESULTS, help="where the .md/.png/.csv go")
     p.add_argument(
         "--rerender",
@@ -184,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python benchmarks/search_efficiency.py " + shlex.join(
         sys.argv[1:] if argv is None else argv
     )
+    if a.no_run and (a.runs is None or not a.runs.is_dir()):
+        print("error: --no-run needs --runs DIR with finished runs", file=sys.stderr)
+        return 2
     runs_dir = a.runs or Path(tempfile.mkdtemp(prefix="search_efficiency_"))
     runs_dir.mkdir(parents=True, exist_ok=True)
     stem = "search_efficiency_quick" if a.quick else "search_efficiency"
@@ -307,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
                     sets=extra,
                     run_dir=runs_dir / task.name / label / f"seed{seed}",
                     with_key=key_problem is None,
-                    reuse=a.reuse,
+                    reuse=a.reuse or a.no_run,
+                    run_missing=not a.no_run,
                 )
             results.append(r)
             if r.get("trace") is None:

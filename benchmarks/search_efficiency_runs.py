@@ -138,8 +138,10 @@ def run_one(
     run_dir: Path,
     with_key: bool,
     reuse: bool,
+    run_missing: bool = True,
 ) -> dict[str, Any]:
-    """One block; the run's measures (``trace`` None and a ``note`` when it has none)."""
+    """One block; the run's measures (``trace`` None and a ``note`` when it has none).
+    ``run_missing`` false: only read a finished run in ``run_dir`` (``--no-run``)."""
     from inr_tune import load_run, run_search
     from inr_tune.errors import InrTuneError
 
@@ -148,6 +150,8 @@ def run_one(
     if reuse and run_finished(run_dir):
         df = load_run(run_dir)
         return {**row, **measure(df, run_dir, parallel), "run_wall_s": math.nan, "note": "reused"}
+    if not run_missing:
+        return {**row, "trace": None, "note": "not run (--no-run)"}
     if (run_dir / "journal.jsonl").exists():
         return {
             **row,

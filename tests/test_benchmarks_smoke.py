@@ -121,3 +121,13 @@ def test_searcher_synthetic_runs_real_blocks_and_reports(tmp_path, capsys):
     assert trace == mod.run_block("flyvis", mod.make_proposer("ucb", 0), 0, args), "seeded"
     assert mod.main(["--searchers", "annealing"]) == 2
     capsys.readouterr()
+
+
+def test_no_run_reads_finished_runs_only(se, tmp_path, capsys):
+    """--no-run: nothing trains; a missing run is a 'not run' row; no --runs is an error."""
+    assert se.main(["--no-run"]) == 2
+    out = tmp_path / "res"
+    argv = ["--no-run", "--runs", str(tmp_path), "--results", str(out), "--seeds", "1"]
+    assert se.main([*argv, "--tasks", "stimulus@100", "--searchers", "ucb"]) == 0
+    assert "not run (--no-run)" in capsys.readouterr().out
+    assert (out / "search_efficiency.md").is_file()
