@@ -255,8 +255,9 @@ class Tree:
     def ucb_scores(self, block: int, c: float = 1.414, reward: str = "nines") -> list[UCBScore]:
         """UCB(k) = Q_k + c·√(ln N / n_k) for every finished node k of ``block``.
 
-        Q_k = ``node.reward(reward)`` scaled to the block's range (``scaled_rewards``: the
-        block's worst scored node 0, its best 1; failed and diverged nodes 0). Raw rewards
+        Q_k = the node's reward scaled to the block's range (``scaled_rewards``: the
+        block's worst scored node 0, its best 1, negative R² kept in order; failed and
+        diverged nodes 0). Raw rewards
         of one block often differ by 0.01 (nines of R² 0.65 vs 0.70) while the exploration
         term differs by ~1 between a leaf and a node with two children: unscaled, UCB
         ignored Q and walked down whichever leaf came last. With ``reward="pareto"`` Q_k is

@@ -3,9 +3,9 @@
 ``Candidates`` reads a ``SearchState`` and offers, for a parent node, one-move mutations
 most promising first (``moves``: first those the results around the parent point to,
 then every free param's neighbours, ranked by how that kind of move did anywhere in the
-block's tree — ``evidence`` — and untried kinds in weighted random order). What a call computes once (the free params
-per avoid set, which finished nodes were based on which, the root config's key) is kept
-on it; a new call gets a new one.
+block's tree — ``evidence`` — and untried kinds in weighted random order). What a call
+computes once (the free params per avoid set, which finished nodes were based on which,
+the evidence, the root config's key) is kept on it; a new call gets a new one.
 """
 
 from __future__ import annotations
