@@ -24,6 +24,7 @@ __all__ = [
     "Node",
     "reward_of",
     "scaled_rewards",
+    "score_of",
 ]
 
 PENDING, OK, FAILED, DIVERGED, EARLY_STOPPED = (
@@ -148,16 +149,27 @@ class Node:
         return cls(**data)
 
 
+def score_of(r2: float | None, kind: str = "nines") -> float:
+    """``reward_of`` without its clip at R² = 0, so fits worse than the mean keep their
+    order: ``r2`` is R² floored at −1, ``nines`` is −log10(1 − R²) of that, capped at
+    ``NINES_CAP`` (−0.301 at the floor). None or NaN (a failed trial) scores as the floor.
+    """
+    value = _finite(r2)
+    value = -1.0 if value is None else min(max(value, -1.0), 1.0)
+    if kind == "r2":
+        return value
+    return min(-math.log10(max(1.0 - value, 10.0**-NINES_CAP)), NINES_CAP)
+
+
 def scaled_rewards(nodes: Iterable[Node], kind: str = "nines") -> dict[int, float]:
     """UCB's Q of each finished node: its reward scaled to the range of the nodes with an
     R² (the lowest 0, the highest 1; all 1 when they are equal); 0 for failed and diverged
     nodes. Pending nodes are left out.
 
-    The reward here is ``reward_of`` without its clip at R² = 0, so negative R² keep their
-    order (an early block can hold only fits worse than the mean; clipped, they all tied at
-    0 and UCB then picked by visits alone): ``r2`` is R² floored at −1, ``nines`` is
-    −log10(1 − R²) of that, capped at ``NINES_CAP``. For R² ≥ 0 the scaled values are the
-    same as from ``reward_of``.
+    The reward here is ``score_of``, ``reward_of`` without its clip at R² = 0, so negative
+    R² keep their order (an early block can hold only fits worse than the mean; clipped,
+    they all tied at 0 and UCB then picked by visits alone). For R² ≥ 0 the scaled values
+    are the same as from ``reward_of``.
     """
     scored: dict[int, float] = {}
     out: dict[int, float] = {}
@@ -167,11 +179,7 @@ def scaled_rewards(nodes: Iterable[Node], kind: str = "nines") -> dict[int, floa
             if r2 is None:
                 out[n.id] = 0.0
             else:
-                r2 = min(max(r2, -1.0), 1.0)
-                if kind == "r2":
-                    scored[n.id] = r2
-                else:
-                    scored[n.id] = min(-math.log10(max(1.0 - r2, 10.0**-NINES_CAP)), NINES_CAP)
+                scored[n.id] = score_of(r2, kind)
     if not scored:
         return out
     lo, hi = min(scored.values()), max(scored.values())
