@@ -391,7 +391,7 @@ def test_benchmark_run_proposes_as_recorded(tmp_path) -> None:
     dump = tmp_path / "proposals.json"
     bench.drive(200, 4, dump)
     digest = hashlib.sha1(dump.read_bytes()).hexdigest()
-    assert digest == "043632bbc635527f6f60d5db25ae3f2480758448"
+    assert digest == "8553a98962f08725c8c6b36d139a304edaa62351"
 
 
 def test_taken_configs_follows_a_growing_tree() -> None:
@@ -440,3 +440,20 @@ def test_moves_ranked_by_what_the_whole_tree_saw() -> None:
     untried = [i for i, (n, _) in enumerate(moves) if n in ("n_layers", "batch_size")]
     assert lr_up and untried and min(lr_up) > max(untried), "moves that hurt come last"
     assert up.id != other.id
+
+
+def test_evidence_keeps_negative_r2_in_order() -> None:
+    """A move from R² −0.5 to −1.5 hurt, and one from −0.5 to −0.1 helped: the evidence
+    reads the same unclipped score UCB's Q is scaled from (clipped at 0, both were "no
+    change")."""
+    from inr_tune.search.proposers.moves import Candidates, move_key
+
+    tree = Tree()
+    base = grow(tree, None, {}, -0.5)
+    grow(tree, base.id, {"omega": 12.0}, -1.5)
+    grow(tree, base.id, {"lr": 2e-4}, -0.1)
+    grow(tree, base.id, {"n_layers": 5}, None)  # failed: scores as R² −1
+    gains = Candidates(make_state(tree)).evidence(tree)
+    omega, lr, layers = (MPM_SPACE.param(n) for n in ("omega", "lr", "n_layers"))
+    assert gains[move_key(omega, 8.0, 12.0)] < 0 < gains[move_key(lr, 1e-4, 2e-4)]
+    assert gains[move_key(layers, 4, 5)] < 0

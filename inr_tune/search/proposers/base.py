@@ -16,6 +16,7 @@ from typing import Any
 
 from inr_tune.config import Config
 from inr_tune.errors import ProposalError
+from inr_tune.model_keys import used_model_keys
 from inr_tune.search import strategies
 from inr_tune.search.space import SearchSpace, as_config, config_key, stored
 from inr_tune.search.tree import EXPECTS, Node, Tree
@@ -29,6 +30,7 @@ __all__ = [
     "Proposer",
     "SearchState",
     "admit",
+    "check_effective",
     "check_proposal",
     "scratch_copy",
     "taken_configs",
@@ -187,8 +189,9 @@ def check_proposal(
 
     Checks the strategy name, ``expect``, that the parent is a finished node of this block
     (or None), the mutation (``SearchSpace.validate``: one param — several for the
-    searchers' strategies random and tpe, whose parent must be None —, type, range, pins), the
-    state's ``check_config`` (size budget, GPU fit) and that the child config was not
+    searchers' strategies random and tpe, whose parent must be None —, type, range, pins),
+    that a one-param mutation changes the model (``check_effective``), the state's
+    ``check_config`` (size budget, GPU fit) and that the child config was not
     tried before. ``tree`` defaults to ``state.tree``;
     ``taken`` (from ``taken_configs``) may be passed to save recomputing it.
     Raises ProposalError with a one-line reason.
@@ -241,6 +244,8 @@ def check_proposal(
         child, changes = state.space.mutate(
             base, proposal.mutation, state.pinned, strategy=proposal.strategy
         )
+        if len(changes) == 1:
+            check_effective(state, base, child, next(iter(changes)))
     if state.check_config is not None:
         problem = state.check_config(child)
         if problem:
@@ -253,6 +258,24 @@ def check_proposal(
             "(a new seed) re-runs a config"
         )
     return child, changes
+
+
+def check_effective(state: SearchState, base: Config, child: Config, name: str) -> None:
+    """ProposalError when the one mutated param ``name`` is a model key that neither the
+    parent's nor the child's variant reads (``used_model_keys``): the child would train
+    the parent's model again."""
+    section, _, key = state.space.key_of(name).partition(".")
+    if section != "model":
+        return
+    if key in used_model_keys(base.model) or key in used_model_keys(child.model):
+        return
+    what = base.model.inr_type
+    if base.model.inr_type == "factorized":
+        what += f" with a {base.model.basis} basis"
+    raise ProposalError(
+        f"{name} does nothing for inr_type={what}; the child would train the parent's "
+        "model again — mutate a param this variant reads"
+    )
 
 
 def admit(state: SearchState, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> Proposal:

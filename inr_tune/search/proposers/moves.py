@@ -2,9 +2,9 @@
 
 ``Candidates`` reads a ``SearchState`` and offers, for a parent node, one-move mutations
 most promising first (``moves``: first those the results around the parent point to,
-then every free param's neighbours, ranked by how that kind of move did anywhere in the
-block's tree — ``evidence`` — and untried kinds in weighted random order). What a call
-computes once (the free params per avoid set, which finished nodes were based on which,
+then the neighbours of every free param the parent's variant reads — ``live_params`` —,
+ranked by how that kind of move did anywhere in the block's tree — ``evidence`` — and
+untried kinds in weighted random order). What a call computes once (the free params per avoid set, which finished nodes were based on which,
 the evidence, the root config's key) is kept on it; a new call gets a new one.
 """
 
@@ -16,6 +16,8 @@ from typing import Any
 
 from inr_tune.config import Config
 from inr_tune.errors import ProposalError
+from inr_tune.model_keys import used_model_keys
+from inr_tune.search.node import score_of
 from inr_tune.search.proposers.base import Proposal, SearchState
 from inr_tune.search.space import Param, StoredConfig, stored
 from inr_tune.search.tree import DIVERGED, FAILED, Node, Tree
@@ -82,6 +84,16 @@ class Candidates:
         self._free[avoid] = list(out)
         return out
 
+    def live_params(self, cfg: Config, avoid: tuple[str, ...] = ()) -> list[Param]:
+        """``free_params(avoid)`` less the model keys ``cfg``'s variant does not read
+        (``used_model_keys``: moving them would train ``cfg``'s model again)."""
+        used = used_model_keys(cfg.model)
+        return [
+            p
+            for p in self.free_params(avoid)
+            if not p.key.startswith("model.") or p.key[len("model.") :] in used
+        ]
+
     def moves(
         self,
         tree: Tree,
@@ -99,7 +111,7 @@ class Candidates:
         those that hurt (least harmful first).
         """
         cfg = self.config_of(tree, parent)
-        params = self.free_params(avoid)
+        params = self.live_params(cfg, avoid)
         if only:
             params = [p for name in only for p in params if p.name == name]
         names = {p.name for p in params}
@@ -126,10 +138,12 @@ class Candidates:
             yield name, v
 
     def evidence(self, tree: Tree) -> dict[tuple[str, Any], float]:
-        """The mean reward change of each kind of move over the block's finished one-move
-        trials: ``{move_key: mean(reward(node) − reward(reference))}`` (the node against
-        its parent, or the baseline for a block-root mutation; failed nodes count as reward
-        0). Computed once per call (within a call only pending nodes are added)."""
+        """The mean score change of each kind of move over the block's finished one-move
+        trials: ``{move_key: mean(score(node) − score(reference))}`` (the node against its
+        parent, or the baseline for a block-root mutation). The score is ``score_of``, the
+        one UCB's Q is scaled from: unclipped below R² = 0, so a move from R² −0.5 to −1.5
+        hurt; a failed node scores as R² −1. Computed once per call (within a call only
+        pending nodes are added)."""
         block = self.state.block
         if block in self._evidence:
             return self._evidence[block]
@@ -144,7 +158,7 @@ class Candidates:
                 continue
             old, new = node.mutation[name]
             key = move_key(self.state.space.param(name), old, new)
-            changes.setdefault(key, []).append(node.reward(kind) - ref.reward(kind))
+            changes.setdefault(key, []).append(score_of(node.r2, kind) - score_of(ref.r2, kind))
         out = {k: sum(v) / len(v) for k, v in changes.items()}
         self._evidence[block] = out
         return out

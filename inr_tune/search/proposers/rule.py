@@ -168,7 +168,10 @@ class RuleProposer(Proposer):
         if grow is not None and len(batch.proposals) < n_slots:
             batch.proposals.append(grow)
         used = {n.mutated for n in scratch.block_nodes(state.block) if n.mutated}
-        ranked = sorted(self._cands.free_params(), key=lambda p: (-p.weight, rng.random(), p.name))
+        ranked = sorted(
+            self._cands.live_params(state.root_config),
+            key=lambda p: (-p.weight, rng.random(), p.name),
+        )
         for p in ranked:
             if len(batch.proposals) >= n_slots:
                 break
@@ -205,7 +208,7 @@ class RuleProposer(Proposer):
             return None
         pinned = set(state.pinned)
         best: tuple[int, str, Any] | None = None
-        for p in self._cands.free_params():
+        for p in self._cands.live_params(root):
             if p.key not in SIZE_KEYS or p.key in pinned:
                 continue
             for v in p.step(root.get(p.key), +1):
@@ -317,7 +320,7 @@ class RuleProposer(Proposer):
         probed = {
             n.mutated for n in scratch.block_nodes(state.block) if n.strategy == "failure-probe"
         }
-        params = [p for p in self._cands.free_params() if p.probe != "none"]
+        params = [p for p in self._cands.live_params(cfg) if p.probe != "none"]
         order = weighted_order([p for p in params if p.name not in probed], rng) + (
             weighted_order([p for p in params if p.name in probed], rng)
         )
