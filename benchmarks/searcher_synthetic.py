@@ -7,8 +7,9 @@ For developing the proposers without waiting for trainings. A landscape is a see
 function of a config: per numeric param a log-quadratic bowl around a random optimum near
 the starting value (its depth drawn per param), per choice param a random effect per value,
 a gain with the model's parameter count (configs stay inside the experiment's size budget,
-as in a real block) and Gaussian noise; the score s reads as R² = 1 − 10^−s. Each searcher
-runs the same ``BlockSession`` a block runs (the real proposers, checks, size budget and
+as in a real block) and Gaussian noise; a model key the config's variant does not read
+(``used_model_keys``: rank for siren_id, …) adds nothing, as in a real training. The
+score s reads as R² = 1 − 10^−s. Each searcher runs the same ``BlockSession`` a block runs (the real proposers, checks, size budget and
 journal; no seed reruns), with the flyvis stimulus@100 and the MPM F@100 starting configs
 and spaces. These are not the tasks of ``search_efficiency.py`` and nothing is tuned to
 them. They are additive, where greedy coordinate ascent is at its best; real landscapes
@@ -46,6 +47,8 @@ def _key(value: Any) -> str:
 
 def landscape(space: Any, root: Any, seed: int) -> Callable[[Any, Any], float]:
     """``score(config, budget)`` of landscape ``seed`` around ``root`` (module docstring)."""
+    from inr_tune.model_keys import used_model_keys
+
     rng = random.Random(seed)
     terms: list[tuple[str, str, Any]] = []
     for name in space.search_params:
@@ -62,7 +65,10 @@ def landscape(space: Any, root: Any, seed: int) -> Callable[[Any, Any], float]:
 
     def score(cfg: Any, budget: Any) -> float:
         s = 0.45
+        used = used_model_keys(cfg.model)
         for kind, key, arg in terms:
+            if key.startswith("model.") and key[len("model.") :] not in used:
+                continue  # the variant does not read it: the same model
             value = cfg.get(key)
             if kind == "choice":
                 s += arg.get(_key(value), 0.0)
