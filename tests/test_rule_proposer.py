@@ -457,3 +457,29 @@ def test_evidence_keeps_negative_r2_in_order() -> None:
     omega, lr, layers = (MPM_SPACE.param(n) for n in ("omega", "lr", "n_layers"))
     assert gains[move_key(omega, 8.0, 12.0)] < 0 < gains[move_key(lr, 1e-4, 2e-4)]
     assert gains[move_key(layers, 4, 5)] < 0
+
+
+def test_moves_that_changed_nothing_rank_after_untried_ones() -> None:
+    """A kind of move that moved the score by less than ``FLAT_GAIN`` (a tie) ranks after
+    the kinds never tried, and a node whose own move only tied is not followed further the
+    same way; one that clearly helped still leads."""
+    import random
+
+    from inr_tune.search.proposers.moves import FLAT_GAIN, Candidates
+
+    tree = Tree()
+    base = grow(tree, None, {}, 0.5)
+    tie = grow(tree, base.id, {"omega": 12.0}, 0.501)  # ω up: +0.0009 nines, a tie
+    assert 0 < math.log10(0.5 / 0.499) < FLAT_GAIN["nines"]
+    cands = Candidates(make_state(tree))
+    moves = list(cands.moves(tree, tie.id, random.Random(0)))
+    cfg = cands.config_of(tree, tie.id)
+    omega_up = [i for i, (n, v) in enumerate(moves) if n == "omega" and v > cfg.get("model.omega")]
+    untried = [i for i, (n, _) in enumerate(moves) if n in ("n_layers", "batch_size", "lr")]
+    assert omega_up and untried and min(omega_up) > max(untried)
+
+    tree = Tree()
+    base = grow(tree, None, {}, 0.5)
+    helped = grow(tree, base.id, {"omega": 12.0}, 0.6)  # +0.097 nines: clearly helped
+    moves = list(Candidates(make_state(tree)).moves(tree, helped.id, random.Random(0)))
+    assert moves[0][0] == "omega" and moves[0][1] > 12.0
