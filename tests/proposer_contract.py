@@ -94,6 +94,37 @@ def grow(
     return node
 
 
+def simulate(
+    proposer: Proposer,
+    score: Callable[[Config], float],
+    n_iter: int = 16,
+    parallel: int = 4,
+    **kw: Any,
+) -> tuple[Tree, list[Any]]:
+    """A block runner in miniature: propose, add, finish every pending node with R²
+    ``score(config)`` (and its verdict), repeat until ``n_iter`` nodes; ``kw`` goes to
+    ``make_state``. Returns the tree and the proposals of each batch."""
+    from inr_tune.search.verdict import verdict_for
+
+    tree: Tree = Tree()
+    finished: list[int] = []
+    batches = []
+    while len(tree) < n_iter:
+        state = make_state(tree, finished=finished, n_iter_block=n_iter, **kw)
+        batch = proposer.propose(state, min(parallel, n_iter - len(tree)))
+        assert batch.proposals, batch.remarks
+        batches.append(batch.proposals)
+        for p in batch.proposals:
+            cfg, changes = check_proposal(state, p)
+            tree.add(p.parent, cfg, changes, p.strategy, p.hypothesis, 1, p.expect)
+        finished = []
+        for node in tree.pending(1):
+            tree.complete(node.id, "ok", {"final_r2": score(config_from_dict(node.config))})
+            tree.note(node.id, verdict=verdict_for(tree, node.id))
+            finished.append(node.id)
+    return tree, batches
+
+
 def check_batch(state: SearchState, batch: ProposalBatch, n_slots: int) -> list[Config]:
     """Assert the contract on one ``propose`` result; return the child configs."""
     assert isinstance(batch, ProposalBatch)

@@ -22,7 +22,7 @@ from inr_tune.search.proposers import (
 )
 from inr_tune.search.proposers.moves import Candidates
 from inr_tune.search.tree import Tree
-from tests.proposer_contract import ROOT_CONFIG, grow, make_state
+from tests.proposer_contract import ROOT_CONFIG, grow, make_state, simulate
 
 SIREN_ID = ROOT_CONFIG.replace(model={"inr_type": "siren_id", "hidden_dim": 32})
 
@@ -77,18 +77,8 @@ def _r2(cfg: Config) -> float:
 
 @pytest.mark.parametrize("proposer", [RuleProposer(seed=1), GreedyProposer(seed=1)])
 def test_a_block_never_trains_a_parent_again(proposer: Proposer) -> None:
-    tree, finished = Tree(), []
-    while len(tree) < 24:
-        state = make_state(tree, root_config=SIREN_ID, n_iter_block=24, finished=finished)
-        batch = proposer.propose(state, 2)
-        assert batch.proposals
-        for p in batch.proposals:
-            cfg, changes = check_proposal(state, p)
-            tree.add(p.parent, cfg, changes, p.strategy, p.hypothesis, 1, p.expect)
-        finished = []
-        for node in tree.pending(1):
-            tree.complete(node.id, "ok", {"final_r2": _r2(config_from_dict(node.config))})
-            finished.append(node.id)
+    tree, _ = simulate(proposer, _r2, n_iter=24, parallel=2, root_config=SIREN_ID)
+    state = make_state(tree, root_config=SIREN_ID)
     for node in tree.nodes:
         if node.mutated:
             parent = SIREN_ID if node.parent is None else config_from_dict(tree[node.parent].config)

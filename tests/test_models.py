@@ -34,13 +34,7 @@ from inr_tune.models.ngp import HASH_PRIMES
 T, N, C = 20, 50, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Small models on a shared 2-core machine run ~30× faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def model_cfg(inr_type: str = "siren_txy", **kw: object) -> types.SimpleNamespace:

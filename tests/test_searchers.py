@@ -33,7 +33,6 @@ from inr_tune.search.proposers import (
 from inr_tune.search.proposers.drawn import draw_value
 from inr_tune.search.space import SearchSpace, config_key
 from inr_tune.search.tree import Tree
-from inr_tune.search.verdict import verdict_for
 from tests.helpers import TINY, block_args, completed, run_block, write_synthetic_mpm
 from tests.proposer_contract import (
     MPM_CLASSES,
@@ -43,6 +42,7 @@ from tests.proposer_contract import (
     grow,
     make_state,
 )
+from tests.proposer_contract import simulate as contract_simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "configs" / "spaces"
@@ -94,27 +94,9 @@ def check_drawn(
     return out
 
 
-def simulate(
-    proposer: Proposer, n_iter: int = 16, parallel: int = 4, **kw: Any
-) -> tuple[Tree, list[Any]]:
-    """A block runner in miniature on ``synthetic_r2``: propose, add, finish, repeat."""
-    tree: Tree = Tree()
-    finished: list[int] = []
-    batches = []
-    while len(tree) < n_iter:
-        state = make_state(tree, finished=finished, n_iter_block=n_iter, **kw)
-        batch = proposer.propose(state, min(parallel, n_iter - len(tree)))
-        assert batch.proposals, batch.remarks
-        batches.append(batch.proposals)
-        for p in batch.proposals:
-            cfg, changes = check_proposal(state, p)
-            tree.add(p.parent, cfg, changes, p.strategy, p.hypothesis, 1, p.expect)
-        finished = []
-        for node in tree.pending(1):
-            tree.complete(node.id, "ok", {"final_r2": synthetic_r2(config_from_dict(node.config))})
-            tree.note(node.id, verdict=verdict_for(tree, node.id))
-            finished.append(node.id)
-    return tree, batches
+def simulate(proposer: Proposer, **kw: Any) -> tuple[Tree, list[Any]]:
+    """``proposer_contract.simulate`` on ``synthetic_r2``."""
+    return contract_simulate(proposer, synthetic_r2, **kw)
 
 
 # ----------------------------------------------------------------------------- config
