@@ -165,6 +165,12 @@ def test_block_end_to_end_and_resume_after_sigkill(tmp_path: Path, dataset: Path
     ).is_dir()  # TensorBoard run named by block and iter
     assert len((full / "memory.md").read_text().splitlines()) <= 500
     _check_tensorboard(full)
+    # the 2 workers of the first batch serve the later batches: torch is imported twice
+    imports = [
+        json.loads(p.read_text())["overhead_s"]["imports"]
+        for p in sorted((full / "trials").glob("iter_*/metrics.json"))
+    ]
+    assert len(imports) == 6 and sum(s > 0.5 for s in imports) == 2, imports
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inr_tune.runner.actor_cache import keep_actors
 from inr_tune.runner.cluster import trial_resources
 
 __all__ = ["run_block_on_ray"]
@@ -95,6 +96,7 @@ def run_block_on_ray(
             num_samples=-1,
             max_concurrent_trials=parallel,
             # a worker imports torch and Lightning once per block, not once per trial
+            # (with keep_actors below: Ray alone keeps one worker between batches)
             reuse_actors=True,
             scheduler=scheduler,
             trial_name_creator=lambda t: f"b{t.config['block']}_iter_{t.config['node_id']:03d}",
@@ -114,4 +116,5 @@ def run_block_on_ray(
             **storage.ray_storage(),
         ),
     )
-    tuner.fit()
+    with keep_actors(parallel):  # every worker of a batch serves the next batch too
+        tuner.fit()
