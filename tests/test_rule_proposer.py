@@ -483,3 +483,40 @@ def test_moves_that_changed_nothing_rank_after_untried_ones() -> None:
     helped = grow(tree, base.id, {"omega": 12.0}, 0.6)  # +0.097 nines: clearly helped
     moves = list(Candidates(make_state(tree)).moves(tree, helped.id, random.Random(0)))
     assert moves[0][0] == "omega" and moves[0][1] > 12.0
+
+
+def test_a_stalled_block_sets_the_weights_aside() -> None:
+    """When the block's best has not risen by more than FLAT_GAIN over its last few
+    finished nodes, untried params come in a uniform order: the variant (weight 0.1) is
+    then no longer almost always the last one offered."""
+    import random
+
+    from inr_tune.search.proposers.moves import STALL_MIN, Candidates
+
+    def first_place(tree: Tree, parent: int) -> list[int]:
+        places = []
+        for seed in range(200):
+            moves = Candidates(make_state(tree, n_iter_block=16)).moves(
+                tree, parent, random.Random(seed)
+            )
+            names = list(dict.fromkeys(n for n, _ in moves))
+            places.append(names.index("inr_type"))
+        return places
+
+    flat = Tree()
+    base = grow(flat, None, {}, 0.5)
+    for k in range(STALL_MIN):  # R² 0.5 → 0.5005 …: within FLAT_GAIN of the start
+        grow(flat, base.id, {"omega": [12.0, 5.0, 18.0, 3.0][k]}, 0.5 + 0.0002 * k)
+    assert Candidates(make_state(flat, n_iter_block=16)).stalled(flat)
+    rising = Tree()
+    base2 = grow(rising, None, {}, 0.5)
+    for k in range(STALL_MIN):  # each clearly better than the last
+        grow(rising, base2.id, {"omega": [12.0, 5.0, 18.0, 3.0][k]}, 0.6 + 0.1 * k)
+    assert not Candidates(make_state(rising, n_iter_block=16)).stalled(rising)
+    n_params = len(
+        dict.fromkeys(
+            n for n, _ in Candidates(make_state(flat)).moves(flat, base.id, random.Random(0))
+        )
+    )
+    stalled, weighted = first_place(flat, base.id), first_place(rising, base2.id)
+    assert sum(stalled) / len(stalled) < 0.7 * n_params < sum(weighted) / len(weighted)

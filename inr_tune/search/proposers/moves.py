@@ -4,8 +4,8 @@
 most promising first (``moves``: first those the results around the parent point to,
 then the neighbours of every free param the parent's variant reads — ``live_params`` —,
 ranked by how that kind of move did anywhere in the block's tree — ``evidence``: kinds
-that helped, then untried kinds in weighted random order, then kinds whose effect was
-below ``FLAT_GAIN``, then kinds that hurt). What a call computes once (the free params
+that helped, then untried kinds in weighted random order — uniform once the block has
+``stalled`` —, then kinds whose effect was below ``FLAT_GAIN``, then kinds that hurt). What a call computes once (the free params
 per avoid set, which finished nodes were based on which, the evidence, the root config's
 key) is kept on it; a new call gets a new one.
 """
@@ -24,7 +24,7 @@ from inr_tune.search.proposers.base import Proposal, SearchState
 from inr_tune.search.space import Param, StoredConfig, stored
 from inr_tune.search.tree import DIVERGED, FAILED, Node, Tree
 
-__all__ = ["FLAT_GAIN", "Candidates", "move_key", "weighted_order"]
+__all__ = ["FLAT_GAIN", "STALL_MIN", "Candidates", "move_key", "weighted_order"]
 
 #: A score change smaller than this (per reward kind) counts as no change: about 2 % of the
 #: unexplained variance in nines (0.01), 0.002 in R². A kind of move that only ever moved
@@ -32,11 +32,20 @@ __all__ = ["FLAT_GAIN", "Candidates", "move_key", "weighted_order"]
 #: gained this little is not followed further the same way: repeating a tie teaches
 #: nothing, an untried param might.
 FLAT_GAIN = {"nines": 0.01, "r2": 0.002}
+#: ``Candidates.stalled``: the fewest trailing finished nodes that must all fail to raise
+#: the block's best before the params' weights are set aside.
+STALL_MIN = 4
 
 
-def weighted_order(params: list[Param], rng: random.Random) -> list[Param]:
-    """Params in a random order biased by weight (Efraimidis–Spirakis keys)."""
-    keyed = [(rng.random() ** (1.0 / p.weight), p.name, p) for p in params if p.weight > 0]
+def weighted_order(params: list[Param], rng: random.Random, uniform: bool = False) -> list[Param]:
+    """Params in a random order biased by weight (Efraimidis–Spirakis keys); ``uniform``:
+    every param with a weight > 0 counts as weight 1 (the same draws, so the same rng
+    state after)."""
+    keyed = [
+        (rng.random() ** (1.0 if uniform else 1.0 / p.weight), p.name, p)
+        for p in params
+        if p.weight > 0
+    ]
     return [p for _, _, p in sorted(keyed, key=lambda t: (-t[0], t[1]))]
 
 
@@ -49,6 +58,7 @@ class Candidates:
         self._free: dict[tuple[str, ...], list[Param]] = {}
         self._based: dict[int, dict[int, list[Node]]] = {}
         self._evidence: dict[int, dict[tuple[str, Any], float]] = {}
+        self._stalled: bool | None = None
 
     def known_repeat(self, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> bool:
         """True when the proposal's child config is taken, found without building it.
@@ -117,7 +127,7 @@ class Candidates:
         every free param's neighbours ranked by what the block has seen of that kind of
         move anywhere in the tree (``evidence``): those that helped on average by more than
         ``FLAT_GAIN`` (largest mean gain first), then those never tried (params in weighted
-        random order), then those that changed nothing (|mean gain| ≤ ``FLAT_GAIN``), then
+        random order, uniform once the block has ``stalled``), then those that changed nothing (|mean gain| ≤ ``FLAT_GAIN``), then
         those that hurt (least harmful first).
         """
         cfg = self.config_of(tree, parent)
@@ -131,7 +141,7 @@ class Candidates:
         gains = self.evidence(tree)
         flat = self.flat_gain
         helped, untried, tied, hurt = [], [], [], []
-        for p in weighted_order(params, rng):
+        for p in weighted_order(params, rng, uniform=self.stalled(tree)):
             values = p.neighbours(cfg.get(p.key))
             rng.shuffle(values)
             for v in values:
@@ -146,6 +156,23 @@ class Candidates:
         yield from untried
         for _, _, name, v in sorted(tied) + sorted(hurt):
             yield name, v
+
+    def stalled(self, tree: Tree) -> bool:
+        """The block's best score rose by no more than ``FLAT_GAIN`` over its last
+        ``STALL`` finished nodes (``n_iter_block // 4``, at least 4). The weights are the
+        space's prior on which params matter; when the moves they ranked first have
+        stopped paying, untried params come in a uniform random order instead (a
+        low-weight param such as the INR variant is otherwise tried last). Once per call."""
+        if self._stalled is None:
+            kind = "r2" if self.state.reward == "r2" else "nines"
+            scores = [
+                score_of(n.r2, kind)
+                for n in sorted(tree.block_nodes(self.state.block), key=lambda n: n.id)
+                if n.finished
+            ]
+            k = max(STALL_MIN, self.state.n_iter_block // 4)
+            self._stalled = len(scores) > k and max(scores) <= max(scores[:-k]) + self.flat_gain
+        return self._stalled
 
     @property
     def flat_gain(self) -> float:
