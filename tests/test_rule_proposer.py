@@ -520,3 +520,45 @@ def test_a_stalled_block_sets_the_weights_aside() -> None:
     )
     stalled, weighted = first_place(flat, base.id), first_place(rising, base2.id)
     assert sum(stalled) / len(stalled) < 0.7 * n_params < sum(weighted) / len(weighted)
+
+
+def test_a_stalled_block_moves_every_param_once_before_any_twice() -> None:
+    """Once the block has stalled, the untried values of a param the block already moved
+    (ω_hidden None → 8 tied) wait until every param it never moved has had a move: on
+    S@100 the tree had tried points_per_step at 256, 512, 1024 and 2048 before the variant."""
+    import random
+
+    from inr_tune.search.proposers.moves import STALL_MIN, Candidates
+
+    tree = Tree()
+    base = grow(tree, None, {}, 0.5)
+    grow(tree, base.id, {"omega_hidden": 8}, 0.5001)
+    for k in range(STALL_MIN):
+        grow(tree, base.id, {"omega": [12.0, 5.0, 18.0, 3.0][k]}, 0.5 + 0.0002 * k)
+    cands = Candidates(make_state(tree, n_iter_block=16))
+    assert cands.stalled(tree) and cands.moved_params(tree) == {"omega_hidden", "omega"}
+    for seed in range(20):
+        moves = list(
+            Candidates(make_state(tree, n_iter_block=16)).moves(tree, base.id, random.Random(seed))
+        )
+        again = [i for i, (n, _) in enumerate(moves) if n == "omega_hidden"]
+        never = [i for i, (n, _) in enumerate(moves) if n not in ("omega_hidden", "omega")]
+        assert again and never and max(never) < min(again)
+    # while the block still improves, the weighted order is kept: a second ω_hidden value
+    # is not pushed behind every unmoved param
+    rising = Tree()
+    base2 = grow(rising, None, {}, 0.5)
+    grow(rising, base2.id, {"omega_hidden": 8}, 0.5001)
+    for k in range(STALL_MIN):
+        grow(rising, base2.id, {"omega": [12.0, 5.0, 18.0, 3.0][k]}, 0.6 + 0.1 * k)
+    early = []
+    for seed in range(50):
+        moves = list(
+            Candidates(make_state(rising, n_iter_block=16)).moves(
+                rising, base2.id, random.Random(seed)
+            )
+        )
+        again = [i for i, (n, _) in enumerate(moves) if n == "omega_hidden"]
+        never = [i for i, (n, _) in enumerate(moves) if n not in ("omega_hidden", "omega")]
+        early.append(min(again) < max(never))
+    assert any(early)

@@ -4,8 +4,10 @@
 most promising first (``moves``: first those the results around the parent point to,
 then the neighbours of every free param the parent's variant reads — ``live_params`` —,
 ranked by how that kind of move did anywhere in the block's tree — ``evidence``: kinds
-that helped, then untried kinds in weighted random order — uniform once the block has
-``stalled`` —, then kinds whose effect was below ``FLAT_GAIN``, then kinds that hurt). What a call computes once (the free params
+that helped, then untried kinds in weighted random order, then kinds whose effect was
+below ``FLAT_GAIN``, then kinds that hurt; once the block has ``stalled`` the untried
+kinds of params the block never moved come first among the untried, in uniform random
+order). What a call computes once (the free params
 per avoid set, which finished nodes were based on which, the evidence, the root config's
 key) is kept on it; a new call gets a new one.
 """
@@ -127,8 +129,12 @@ class Candidates:
         every free param's neighbours ranked by what the block has seen of that kind of
         move anywhere in the tree (``evidence``): those that helped on average by more than
         ``FLAT_GAIN`` (largest mean gain first), then those never tried (params in weighted
-        random order, uniform once the block has ``stalled``), then those that changed nothing (|mean gain| ≤ ``FLAT_GAIN``), then
-        those that hurt (least harmful first).
+        random order), then those that changed nothing (|mean gain| ≤ ``FLAT_GAIN``), then
+        those that hurt (least harmful first). Once the block has ``stalled`` the params
+        come in uniform random order and, among the untried moves, those of params no node
+        of the block has moved yet (``moved_params``) come first: one value of each param
+        before a second value of any (an untried value of a param whose first values tied
+        is the same bet again).
         """
         cfg = self.config_of(tree, parent)
         params = self.live_params(cfg, avoid)
@@ -140,19 +146,22 @@ class Candidates:
             yield from self.informed_moves(tree, node, cfg, names)
         gains = self.evidence(tree)
         flat = self.flat_gain
-        helped, untried, tied, hurt = [], [], [], []
-        for p in weighted_order(params, rng, uniform=self.stalled(tree)):
+        stalled = self.stalled(tree)
+        moved = self.moved_params(tree) if stalled else set()
+        helped, fresh, untried, tied, hurt = [], [], [], [], []
+        for p in weighted_order(params, rng, uniform=stalled):
             values = p.neighbours(cfg.get(p.key))
             rng.shuffle(values)
             for v in values:
                 gain = gains.get(move_key(p, cfg.get(p.key), v))
                 if gain is None:
-                    untried.append((p.name, v))
+                    (fresh if stalled and p.name not in moved else untried).append((p.name, v))
                     continue
                 group = helped if gain > flat else tied if gain >= -flat else hurt
                 group.append((-gain, len(helped) + len(tied) + len(hurt), p.name, v))
         for _, _, name, v in sorted(helped):
             yield name, v
+        yield from fresh
         yield from untried
         for _, _, name, v in sorted(tied) + sorted(hurt):
             yield name, v
@@ -173,6 +182,15 @@ class Candidates:
             k = max(STALL_MIN, self.state.n_iter_block // 4)
             self._stalled = len(scores) > k and max(scores) <= max(scores[:-k]) + self.flat_gain
         return self._stalled
+
+    def moved_params(self, tree: Tree) -> set[str]:
+        """Names of the params some one-move node of the block mutated, finished or
+        pending (``tree`` is the call's scratch tree: this call's proposals count)."""
+        return {
+            str(n.mutated)
+            for n in tree.block_nodes(self.state.block)
+            if n.mutated and len(n.mutation) == 1
+        }
 
     @property
     def flat_gain(self) -> float:
