@@ -125,6 +125,9 @@ class _Summary:
     equal: np.ndarray  # [C] bool: pred == gt exactly on that component
     sse: np.ndarray  # [C] sum of squared errors per component
     max_abs: np.ndarray  # [C] largest |pred − gt| per component
+    # [5, T, C] per frame: gt mean (shifted), centred gt moment, SSE, gt min, gt max
+    frames: np.ndarray
+    n_points: int
 
 
 def _r2(sse: np.ndarray, sst: np.ndarray, constant: np.ndarray) -> np.ndarray:
@@ -221,7 +224,19 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
         equal=equal,
         sse=sse,
         max_abs=maxabs_t.max(axis=0),
+        frames=np.stack([mg, m2g_t, sse_t, gmin_t, gmax_t]),
+        n_points=n_points,
     )
+
+
+def _frames_r2(s: _Summary, frames: np.ndarray) -> float:
+    """``final_r2`` of the frames ``frames`` (a boolean mask over T) alone, merged from the
+    per-frame moments of the one pass (Chan et al.), no second pass over the arrays."""
+    mg, m2g_t, sse_t, gmin_t, gmax_t = s.frames[:, frames]
+    d = mg - mg.mean(axis=0)
+    m2g = m2g_t.sum(axis=0) + s.n_points * np.einsum("tc,tc->c", d, d)
+    constant = gmin_t.min(axis=0) == gmax_t.max(axis=0)
+    return float(np.mean(_r2(sse_t.sum(axis=0), m2g, constant)))
 
 
 # ------------------------------------------------------------------------ public API
@@ -330,7 +345,8 @@ def evaluate(
     ranks: bool = False,
     rank_top: int | None = None,
     ssim_limits: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, float | list[float]]:
+    holdout: np.ndarray | None = None,
+) -> dict[str, float | int | list[float] | None]:
     """All array metrics of DESIGN.md for one training window ``[T, N, C]`` (raw units).
 
     Keys: final_mse, final_r2, r2_components, pearson_r2, slope, kinograph_R2,
@@ -339,12 +355,15 @@ def evaluate(
     the kinographs' point axis for kinograph_SSIM (``kinograph_ssim``); None: index order.
     ``ssim_limits``: ``ssim._ssim_limits(gt)`` when the caller already has them (a trial
     evaluates the same ground truth at every snapshot and at its end); None: computed here.
+    ``holdout`` (frame indices into T): also ``holdout_r2`` (``final_r2`` of those frames;
+    None when there are none), ``train_r2`` (of the others; of all when none are held out)
+    and ``holdout_frames``, from the same pass.
     """
     pred, gt = _checked(pred, gt)
     limits = _ssim_limits(gt) if ssim_limits is None else ssim_limits
     order = _point_order(positions, gt.shape[1])
     s = _summarise(pred, gt)
-    out: dict[str, float | list[float]] = {
+    out: dict[str, float | int | list[float] | None] = {
         "final_mse": s.mse,
         "final_r2": float(np.mean(s.r2_components)),
         "r2_components": s.r2_components,
@@ -355,6 +374,13 @@ def evaluate(
         "psnr": _psnr(s, gt.shape[0] * gt.shape[1]),
         "max_abs_error": [float(v) for v in s.max_abs],
     }
+    if holdout is not None:
+        held = np.zeros(gt.shape[0], dtype=bool)
+        held[np.asarray(holdout, dtype=np.int64)] = True
+        n_held = int(held.sum())
+        out["holdout_r2"] = _frames_r2(s, held) if n_held else None
+        out["train_r2"] = _frames_r2(s, ~held) if n_held < len(held) else None
+        out["holdout_frames"] = n_held
     if ranks:
         out.update(data_ranks(gt, top=rank_top))
     return out

@@ -432,3 +432,30 @@ def test_metrics_import_no_torch_ray_or_lightning() -> None:
         "sys.exit(str(bad) if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_holdout_r2_matches_final_r2_of_the_frame_subsets() -> None:
+    """``evaluate(..., holdout=idx)`` merges the per-frame moments of its one pass: the
+    same numbers as ``final_r2`` on the held-out and the other frames' own arrays,
+    including frames whose mean drifts (the between-frame spread is part of SST), a
+    constant component and no held-out frames."""
+    rng = np.random.default_rng(3)
+    t, n = 40, 30
+    drift = np.linspace(0, 5, t)[:, None, None]
+    gt = np.concatenate(
+        [rng.normal(size=(t, n, 2)) + drift, np.full((t, n, 1), 2.5)], axis=2
+    ).astype(np.float32)
+    pred = (gt + rng.normal(scale=0.3, size=gt.shape)).astype(np.float32)
+    pred[..., 2] = gt[..., 2]  # the constant component predicted exactly
+    held = np.array([3, 17, 29, 38])
+    out = evaluate(pred, gt, holdout=held)
+    mask = np.zeros(t, dtype=bool)
+    mask[held] = True
+    assert out["holdout_r2"] == pytest.approx(final_r2(pred[mask], gt[mask]), rel=1e-10)
+    assert out["train_r2"] == pytest.approx(final_r2(pred[~mask], gt[~mask]), rel=1e-10)
+    assert out["holdout_frames"] == 4
+    assert out["holdout_r2"] != pytest.approx(out["train_r2"], rel=1e-6)
+    none = evaluate(pred, gt, holdout=np.array([], dtype=np.int64))
+    assert none["holdout_r2"] is None and none["holdout_frames"] == 0
+    assert none["train_r2"] == pytest.approx(final_r2(pred, gt), rel=1e-12)
+    assert "holdout_r2" not in evaluate(pred, gt)

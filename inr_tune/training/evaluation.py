@@ -17,7 +17,7 @@ import torch
 from inr_tune import metrics as M
 from inr_tune.ssim import _ssim_limits
 
-__all__ = ["Evaluation", "evaluate", "quick_eval", "split_r2"]
+__all__ = ["Evaluation", "evaluate", "quick_eval"]
 
 
 @dataclass
@@ -34,20 +34,6 @@ class Evaluation:
     metrics: dict[str, Any]
     prediction: np.ndarray | None
     diverged: str | None = None
-
-
-def split_r2(pred: np.ndarray, gt: np.ndarray, holdout: np.ndarray) -> dict[str, Any]:
-    """``holdout_r2`` on the held-out frames and ``train_r2`` on the others (the held-out
-    R² is None when the window holds none out; then train_r2 is the whole window's)."""
-    if len(holdout) == 0:
-        return {"holdout_r2": None, "train_r2": M.final_r2(pred, gt), "holdout_frames": 0}
-    mask = np.zeros(gt.shape[0], dtype=bool)
-    mask[holdout] = True
-    return {
-        "holdout_r2": M.final_r2(pred[mask], gt[mask]),
-        "train_r2": M.final_r2(pred[~mask], gt[~mask]),
-        "holdout_frames": int(mask.sum()),
-    }
 
 
 def evaluate(module: Any, min_train_r2: float = -1.0) -> Evaluation:
@@ -69,9 +55,12 @@ def evaluate(module: Any, min_train_r2: float = -1.0) -> Evaluation:
         cache["ssim_limits"] = _ssim_limits(gt)
     # kinograph_SSIM orders points along a Hilbert curve of the window's first frame
     metrics: dict[str, Any] = M.evaluate(
-        pred, gt, positions=cache["positions"], ssim_limits=cache["ssim_limits"]
+        pred,
+        gt,
+        positions=cache["positions"],
+        ssim_limits=cache["ssim_limits"],
+        holdout=module.holdout_idx.cpu().numpy(),
     )
-    metrics.update(split_r2(pred, gt, module.holdout_idx.cpu().numpy()))
     train_r2 = metrics.get("train_r2")
     if isinstance(train_r2, float) and train_r2 < min_train_r2:
         # worse than predicting each component's mean, by more than its variance again,
