@@ -33,6 +33,7 @@ __all__ = [
     "DatasetWriter",
     "FrameArray",
     "Window",
+    "file_stamp",
     "open_dataset",
     "resolve_offset",
 ]
@@ -377,6 +378,18 @@ class Dataset:
             },
             "generator": self.attrs.get("generator"),
         }
+
+
+def file_stamp(root: str | os.PathLike[str]) -> list[list[Any]]:
+    """Every file of a dataset directory with its size, mtime and inode: a dataset written
+    again (the store writes a new directory and renames it into place) or a file changed
+    in place gives another stamp."""
+    base = Path(root)
+    rows = []
+    for file in sorted(q for q in base.rglob("*") if q.is_file()):
+        st = file.stat()
+        rows.append([file.relative_to(base).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino])
+    return rows
 
 
 def open_dataset(path: str | os.PathLike[str]) -> Dataset:

@@ -90,37 +90,27 @@ def ensure_dataset(path: str | None, content_hash: str | None, kind: str) -> str
     return str(path)
 
 
-def _file_stamp(root: Path) -> list[list[Any]]:
-    """Every file of the dataset directory with its size, mtime and inode: a dataset
-    written again (the store writes a new directory and renames it into place) or a file
-    changed in place gives another stamp."""
-    rows = []
-    for file in sorted(q for q in root.rglob("*") if q.is_file()):
-        st = file.stat()
-        rows.append([file.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns, st.st_ino])
-    return rows
-
-
 def _content_hash(ds: Any) -> str:
     """``ds.content_hash()``, read from this machine's record of an earlier trial's hash of
-    the same, unchanged files (``_file_stamp``) when there is one: hashing reads the
+    the same, unchanged files (``store.file_stamp``) when there is one: hashing reads the
     whole dataset (0.4 GB for the default MPM one, ~0.5 s) for every trial otherwise."""
     import hashlib
     import json
 
     from inr_tune.data.defaults import cache_dir
+    from inr_tune.data.store import file_stamp
     from inr_tune.fileio import write_durable
 
     root = Path(ds.path).resolve()
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     record = cache_dir().parent / "content_hashes" / f"{key}.json"
-    stamp = _file_stamp(root)
+    stamp = file_stamp(root)
     with contextlib.suppress(Exception):  # no record, or an unreadable one: hash again
         saved = json.loads(record.read_text())
         if saved["path"] == str(root) and saved["stamp"] == stamp:
             return str(saved["hash"])
     digest = ds.content_hash()
-    if _file_stamp(root) == stamp:  # unchanged while it was read
+    if file_stamp(root) == stamp:  # unchanged while it was read
         with contextlib.suppress(OSError):  # a convenience only
             text = json.dumps({"path": str(root), "stamp": stamp, "hash": digest})
             write_durable(record, text, unique=True)

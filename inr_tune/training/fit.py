@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from inr_tune.config import Config, save_config
-from inr_tune.data.store import Window, open_dataset
+from inr_tune.data.store import Window
 from inr_tune.training.device import estimate_memory, resolve_device, version_stamp
 from inr_tune.training.result import TrialResult
+from inr_tune.training.window_cache import load_window
 
 __all__ = [
     "build_trainer",
@@ -62,19 +63,6 @@ class Phases:
 
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + max(0.0, seconds)
-
-
-def load_window(
-    cfg: Config, dataset_path: str | os.PathLike[str] | None = None
-) -> tuple[Window, Path]:
-    """The training window of ``cfg.data`` (default dataset when no path is given)."""
-    path = dataset_path or cfg.data.path
-    if path is None:
-        from inr_tune.data.defaults import ensure_default_dataset
-
-        path = ensure_default_dataset("mpm")
-    ds = open_dataset(path)
-    return ds.window(cfg.data.field, cfg.data.n_frames, cfg.data.offset), Path(path)
 
 
 def quiet_lightning() -> None:

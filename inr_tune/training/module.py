@@ -17,8 +17,9 @@ from torch import Tensor
 
 from inr_tune.config import Config
 from inr_tune.data.split import holdout_frames, train_frames
-from inr_tune.models.variants import FieldSpec, Standardizer, build_model
+from inr_tune.models.variants import FieldSpec, build_model
 from inr_tune.training.schedules import make_scheduler, relay_scheduler
+from inr_tune.training.window_cache import standardised
 
 __all__ = ["INRModule", "build_optimizer", "make_loss"]
 
@@ -79,10 +80,8 @@ class INRModule(L.LightningModule):
         # read them (factorized, basis siren); they travel with the model's state_dict
         reference = positions[0] if positions.ndim == 3 else positions
         self.model = build_model(cfg.model, self.spec, torch.as_tensor(reference))
-        self.standardizer = Standardizer.fit(torch.as_tensor(values))
-        self.register_buffer(
-            "values", self.standardizer.normalize(torch.as_tensor(values)), persistent=False
-        )
+        self.standardizer, normalised = standardised(values)
+        self.register_buffer("values", normalised, persistent=False)
         self.register_buffer("positions", torch.as_tensor(positions), persistent=False)
         # data.holdout: these frames are never sampled in training (scored as holdout_r2)
         every = cfg.data.holdout
