@@ -84,7 +84,12 @@ def test_trial_writes_results(trial: tuple[Path, TrialResult]) -> None:
     assert sum(overhead.values()) == pytest.approx(
         saved["wall_time"] - saved["training_time"], abs=0.05
     )
-    assert len(saved["history"]) == 3  # evaluations at 100, 200, 300 steps
+    # quick evaluations at the first steps past 100, 200 and 300 (16 steps a call), then
+    # the final evaluation's row at the end, from the metrics above
+    history = saved["history"]
+    assert [row["step"] for row in history] == [112, 208, 304, 320]
+    assert history[-1]["final_r2"] == saved["final_r2"]
+    assert history[-1]["holdout_r2"] == saved["holdout_r2"]
     import matplotlib.image as mpimg
 
     img = mpimg.imread(out / "field.png")
@@ -552,3 +557,26 @@ def test_analysis_entry_says_the_schedule_was_shortened() -> None:
         "cut by training.max_minutes after 8700 steps"
     ]
     assert lines[2] == []
+
+
+def test_the_end_is_evaluated_once(dataset: Path, tmp_path: Path) -> None:
+    """A run whose last step lands on an evaluation step (320 = 2 × 160) gets no quick
+    evaluation there: the final evaluation of the same weights follows, and its row ends
+    the history (once, at step 320)."""
+    cfg = load_config(
+        None,
+        [*TINY, f"data.path={dataset}", "training.eval_every=160", "training.steps_per_call=16"],
+    )
+    m = run_trial(cfg, tmp_path)
+    steps = [row["step"] for row in m["history"]]
+    assert steps == [160, 320]
+    assert m["history"][-1]["final_r2"] == m["final_r2"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = []
+    for events in (tmp_path / "tb").glob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        if "eval/final_r2" in acc.Tags()["scalars"]:
+            logged += [e.step for e in acc.Scalars("eval/final_r2")]
+    assert sorted(logged) == [160, 320]  # one evaluation at the end, not two

@@ -160,12 +160,18 @@ class PeriodicEval(Callback):
     (step, score) pair of the last evaluation: a scheduler keyed on them (ASHA) sees no
     new measurement in it.
 
-    Rows at the run's end are not reported (the end is the final report's): a scheduler
-    never stops a trial that has in fact finished, also when a time cap shortened it.
+    The run's end is not evaluated here: the trial's final evaluation (all frames) follows
+    at once, and ``run_trial`` appends its row to ``history`` (a quick evaluation of the
+    same weights first would only cost time). Nor is a row reported there (the end is the
+    final report's): a scheduler never stops a trial that has in fact finished, also when
+    a time cap shortened it.
     Snapshots: at the first evaluation, then while all snapshots together stay under
     ``snapshot_share`` of the time since training started. ``training_time`` counts the
     optimisation loop only (evaluations and snapshots excluded).
     """
+
+    #: the metrics of an evaluation's row (``evaluation.quick_eval``'s keys)
+    ROW_KEYS = ("final_r2", "holdout_r2", "final_mse", "kinograph_R2")
 
     def __init__(
         self,
@@ -231,7 +237,7 @@ class PeriodicEval(Callback):
     ) -> None:
         if pl_module.diverged:
             return
-        if pl_module.step >= self._next:
+        if self._next <= pl_module.step < pl_module.planned_steps:
             self._evaluate(trainer, pl_module)
         elif (
             self.report is not None
@@ -252,8 +258,6 @@ class PeriodicEval(Callback):
         if trainer.logger is not None:
             scalars = {f"eval/{k}": v for k, v in values.items() if v is not None}
             trainer.logger.log_metrics(scalars, step=module.step)
-        if module.step >= module.planned_steps:  # the end: the final evaluation's
-            return
         if self.snapshot is not None and self._snapshot_due(values):
             t0 = self.clock()
             self.snapshot(module)

@@ -317,6 +317,14 @@ def run_trial(
         metrics: dict[str, Any] = {}
         if status == "ok" and not module.diverged:
             metrics = _final_evaluation(trainer, module, device, out, info, clock)
+        if metrics:  # the end's row of the history (PeriodicEval leaves the end to this)
+            evaluator.history.append(
+                {
+                    "step": module.step,
+                    "loss": module.losses[-1][1] if module.losses else None,
+                    **{k: metrics.get(k) for k in PeriodicEval.ROW_KEYS},
+                }
+            )
         if status == "ok" and module.diverged:
             status, error = "diverged", module.diverged
         if status != "ok":  # an earlier snapshot's panel would not show this result
