@@ -1,15 +1,14 @@
 """Where the rule proposer's candidate moves come from, for one ``propose`` call.
 
 ``Candidates`` reads a ``SearchState`` and offers, for a parent node, one-move mutations
-most promising first (``moves``: first those the results around the parent point to,
-then the neighbours of every free param the parent's variant reads — ``live_params`` —,
-ranked by how that kind of move did anywhere in the block's tree — ``evidence``: kinds
-that helped, then untried kinds in weighted random order, then kinds whose effect was
-below ``FLAT_GAIN``, then kinds that hurt; once the block has ``stalled`` the untried
-kinds of params the block never moved come first among the untried, in uniform random
-order). What a call computes once (the free params
-per avoid set, which finished nodes were based on which, the evidence, the root config's
-key) is kept on it; a new call gets a new one.
+most promising first (``moves``): first those the results around the parent point to,
+then the neighbours of every free param the parent's variant reads (``live_params``),
+ranked by how that kind of move did anywhere in the block's tree (``evidence``): kinds
+that helped; untried kinds in weighted random order (once the block has ``stalled``:
+uniform, the params the block never moved first); kinds whose effect was below
+``FLAT_GAIN``; kinds that hurt. What a call computes once (the free params per avoid set,
+which finished nodes were based on which, the evidence, the root config's key) is kept on
+it; a new call gets a new one.
 """
 
 from __future__ import annotations
