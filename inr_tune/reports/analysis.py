@@ -55,6 +55,7 @@ PARENT_RULES = {
     "switch-param": "the same parameter was mutated too often",
     "robustness-test": "re-run a good config with a new seed",
     "stochastic-field": "seed spread > 0.1: try stabilising the training",
+    "variant-sweep": "best node, a model family the block has not tried yet",
     "random": "the block's root config; every free parameter drawn at random from the space",
     "tpe": "the block's root config; every free parameter suggested by Optuna's TPE",
 }

@@ -17,6 +17,7 @@ the last node that used it, so a trigger does not fire again on the same evidenc
 | switch-param | one param mutated 4+ times in the block | mutate a different param |
 | robustness-test | a good node (R² ≥ good class), no rerun in the block yet | re-run it with a new seed |
 | stochastic-field | seed re-runs of a config differ by > 0.1 in R² | flag the field, try clipping/schedule/loss |
+| variant-sweep | a model family (variant, basis) no node of the block has had | try it from the best node (``sweep.py``) |
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from inr_tune.search.seeds import (
     seed_groups,
 )
 from inr_tune.search.space import SearchSpace, as_config, config_key
+from inr_tune.search.sweep import variant_sweep
 from inr_tune.search.tree import HAS_R2, Node, Tree, UCBScore
 from inr_tune.search.trigger import HIGH_R2, SAME_PARAM_LIMIT, STRATEGIES, Trigger, ordered
 
@@ -57,6 +59,7 @@ __all__ = [
     "robustness_test",
     "stochastic_field",
     "switch_param",
+    "variant_sweep",
 ]
 STOCHASTIC_SPREAD = 0.1  # R² range between seeds that flags a field as stochastic
 
@@ -330,6 +333,7 @@ def detect(
     found = [
         stochastic_field(tree, block, field),
         robustness_test(tree, block, space, classes, taken),
+        variant_sweep(tree, block, space, pinned, taken),
         recombine(tree, block, space, pinned, taken),
         forced_branch(tree, block, ucb_c, reward, ranking),
         failure_probe(tree, block),

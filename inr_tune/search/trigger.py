@@ -31,6 +31,7 @@ STRATEGIES = (
     "switch-param",
     "robustness-test",
     "stochastic-field",
+    "variant-sweep",
 )
 # Strategies of the searchers that draw whole configs from the space (--searcher random|tpe)
 # rather than mutating a node: parent null (the block's root config), any number of params.
@@ -52,6 +53,7 @@ class Trigger:
     other: int | None = None  # recombine: the node lending its value
     avoid: tuple[str, ...] = ()  # params not to mutate
     params: tuple[str, ...] = ()  # params to try, best first
+    moves: tuple[tuple[str, Any], ...] = ()  # variant-sweep: (param, value) to try, in order
 
 
 def ordered(tree: Tree, block: int) -> list[Node]:

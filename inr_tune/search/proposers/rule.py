@@ -291,6 +291,10 @@ class RuleProposer(Proposer):
             )
         if s == "failure-probe":
             return self._probe(trig, state, scratch, taken, rng)
+        if s == "variant-sweep":
+            return self._try(
+                state, scratch, taken, parent, iter(trig.moves), s, f"Variant sweep: {trig.reason}"
+            )
         if s == "stochastic-field":
             moves = self._cands.moves(scratch, parent, rng, only=trig.params)
             return self._try(
