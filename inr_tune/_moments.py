@@ -112,19 +112,12 @@ def _summarise(pred: np.ndarray, gt: np.ndarray) -> _Summary:
     pearson = cov * cov / (var_g * var_p) if var_g > 0 and var_p > 0 else fallback
     lsq_slope = cov / var_g if var_g > 0 else fallback
 
-    # Kinograph R²: per frame across points, frames with a constant gt skipped.
-    frame_r2 = 1.0 - sse_t / np.where(m2g_t > 0, m2g_t, 1.0)
-    usable = gmin_t < gmax_t
-    kino = np.empty(n_comp)
-    for c in range(n_comp):
-        kino[c] = frame_r2[usable[:, c], c].mean() if usable[:, c].any() else float(equal[c])
-
     return _Summary(
         mse=float(sse.sum() / gt.size),
         r2_components=[float(v) for v in _r2(sse, m2g, constant)],
         pearson_r2=float(pearson),
         slope=float(lsq_slope),
-        kinograph_r2=float(kino.mean()),
+        kinograph_r2=_kinograph(sse_t, m2g_t, gmin_t, gmax_t),
         data_range=gmax - gmin,
         equal=equal,
         sse=sse,
@@ -142,3 +135,25 @@ def _frames_r2(s: _Summary, frames: np.ndarray) -> float:
     m2g = m2g_t.sum(axis=0) + s.n_points * np.einsum("tc,tc->c", d, d)
     constant = gmin_t.min(axis=0) == gmax_t.max(axis=0)
     return float(np.mean(_r2(sse_t.sum(axis=0), m2g, constant)))
+
+
+def _kinograph(
+    sse_t: np.ndarray, m2g_t: np.ndarray, gmin_t: np.ndarray, gmax_t: np.ndarray
+) -> float:
+    """Kinograph R² from per-frame ``[T, C]`` moments: per frame across points, frames
+    with a constant gt skipped; a component with none: 1.0 if it is exact, else 0.0."""
+    frame_r2 = 1.0 - sse_t / np.where(m2g_t > 0, m2g_t, 1.0)
+    usable = gmin_t < gmax_t
+    equal = sse_t.sum(axis=0) == 0.0
+    kino = np.empty(sse_t.shape[1])
+    for c in range(sse_t.shape[1]):
+        kino[c] = frame_r2[usable[:, c], c].mean() if usable[:, c].any() else float(equal[c])
+    return float(kino.mean())
+
+
+def _frames_scores(s: _Summary, frames: np.ndarray) -> tuple[float, float, float]:
+    """``final_r2``, ``final_mse`` and ``kinograph_r2`` of the frames ``frames`` (a boolean
+    mask over T) alone, from the per-frame moments of the one pass."""
+    _, m2g_t, sse_t, gmin_t, gmax_t = s.frames[:, frames]
+    mse = float(sse_t.sum() / (sse_t.size * s.n_points))
+    return _frames_r2(s, frames), mse, _kinograph(sse_t, m2g_t, gmin_t, gmax_t)

@@ -30,7 +30,7 @@ import numpy as np
 
 from inr_tune._chunks import CHUNK_VALUES as _CHUNK_VALUES
 from inr_tune._chunks import frames_per_chunk as _frames_per_chunk
-from inr_tune._moments import _frames_r2, _summarise, _Summary
+from inr_tune._moments import _frames_r2, _frames_scores, _summarise, _Summary
 from inr_tune.spectrum import data_ranks, effective_ranks, window_ranks
 from inr_tune.ssim import (
     _point_order,
@@ -56,6 +56,7 @@ __all__ = [
     "pearson_r2",
     "psnr",
     "quality_class",
+    "quick_scores",
     "r2_components",
     "slope",
     "spatial_order",
@@ -253,6 +254,24 @@ def evaluate(
     if ranks:
         out.update(data_ranks(gt, top=rank_top))
     return out
+
+
+def quick_scores(
+    pred: np.ndarray, gt: np.ndarray, sample: np.ndarray, holdout: np.ndarray
+) -> dict[str, float | None]:
+    """The periodic evaluation's metrics from one pass over ``[T, N, C]``: ``final_r2``,
+    ``final_mse`` and ``kinograph_R2`` of the frames ``sample`` (a boolean mask over T),
+    ``holdout_r2`` of the frames ``holdout`` (a mask; None when it selects none). Each
+    equals the metric of the same name computed on that subset of frames alone."""
+    s = _summarise(*_checked(pred, gt))
+    r2, mse, kino = _frames_scores(s, np.asarray(sample, dtype=bool))
+    held = np.asarray(holdout, dtype=bool)
+    return {
+        "final_r2": r2,
+        "holdout_r2": _frames_r2(s, held) if held.any() else None,
+        "final_mse": mse,
+        "kinograph_R2": kino,
+    }
 
 
 def quality_class(r2: float, thresholds: Mapping[str, float]) -> str:

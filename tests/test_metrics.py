@@ -459,3 +459,30 @@ def test_evaluate_holdout_r2_matches_final_r2_of_the_frame_subsets() -> None:
     assert none["holdout_r2"] is None and none["holdout_frames"] == 0
     assert none["train_r2"] == pytest.approx(final_r2(pred, gt), rel=1e-12)
     assert "holdout_r2" not in evaluate(pred, gt)
+
+
+def test_quick_scores_match_the_metrics_of_each_frame_subset() -> None:
+    """``quick_scores`` (the periodic evaluation, one pass) gives the numbers ``final_r2``,
+    ``final_mse`` and ``kinograph_r2`` give on the sampled frames' own arrays, and
+    ``final_r2`` of the held-out frames', with drifting frame means, a constant component
+    and frames where one component is constant (skipped by the kinograph)."""
+    rng = np.random.default_rng(5)
+    t, n = 36, 25
+    drift = np.linspace(0, 3, t)[:, None, None]
+    gt = np.concatenate(
+        [rng.normal(size=(t, n, 2)) + drift, np.full((t, n, 1), -1.0)], axis=2
+    ).astype(np.float32)
+    gt[6, :, 0] = 0.5  # one sampled frame where component 0 is constant
+    pred = (gt + rng.normal(scale=0.2, size=gt.shape)).astype(np.float32)
+    pred[..., 2] = gt[..., 2]
+    sample = np.zeros(t, dtype=bool)
+    sample[::3] = True
+    held = np.zeros(t, dtype=bool)
+    held[[4, 5, 19, 33]] = True
+    got = metrics.quick_scores(pred, gt, sample, held)
+    ps, gs = pred[sample], gt[sample]
+    assert got["final_r2"] == pytest.approx(final_r2(ps, gs), rel=1e-10)
+    assert got["final_mse"] == pytest.approx(metrics.final_mse(ps, gs), rel=1e-10)
+    assert got["kinograph_R2"] == pytest.approx(metrics.kinograph_r2(ps, gs), rel=1e-10)
+    assert got["holdout_r2"] == pytest.approx(final_r2(pred[held], gt[held]), rel=1e-10)
+    assert metrics.quick_scores(pred, gt, sample, np.zeros(t, dtype=bool))["holdout_r2"] is None

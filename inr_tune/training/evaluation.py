@@ -91,10 +91,4 @@ def quick_eval(module: Any, max_frames: int = 64) -> dict[str, float | None]:
     has_held = bool(in_held.any())
     if not np.all(np.isfinite(pred)):
         return {"final_r2": float("nan"), "holdout_r2": float("nan") if has_held else None}
-    ps, gs = pred[in_sample], gt[in_sample]
-    return {
-        "final_r2": M.final_r2(ps, gs),
-        "holdout_r2": M.final_r2(pred[in_held], gt[in_held]) if has_held else None,
-        "final_mse": M.final_mse(ps, gs),
-        "kinograph_R2": M.kinograph_r2(ps, gs),
-    }
+    return M.quick_scores(pred, gt, in_sample, in_held)
