@@ -30,6 +30,7 @@ __all__ = [
     "TrainingConfig",
     "apply_overrides",
     "config_from_dict",
+    "config_yaml",
     "load_config",
     "parse_set",
     "save_config",
@@ -392,9 +393,19 @@ def load_config(
         raise ConfigError(f"{err}{where}") from None
 
 
+#: libyaml's emitter where PyYAML was built with it: the same text as ``yaml.safe_dump``
+#: for a config, about 4× faster (the search writes one file per proposed node)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def config_yaml(cfg: Config) -> str:
+    """``cfg`` as the YAML text ``save_config`` writes (sections in order, keys unsorted)."""
+    return yaml.dump(cfg.to_dict(), Dumper=_DUMPER, sort_keys=False)
+
+
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write ``cfg`` as YAML (atomically: ``fileio.write_durable``)."""
     from inr_tune.fileio import write_durable
 
-    write_durable(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    write_durable(path, config_yaml(cfg))
     return Path(path)

@@ -39,6 +39,19 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     assert again.training.lr == pytest.approx(3e-5) and again.model.omega_hidden == 12.0
 
 
+def test_config_yaml_is_the_text_safe_dump_writes() -> None:
+    """The config files keep their text whichever emitter PyYAML has (libyaml or not)."""
+    import yaml
+
+    from inr_tune.config import config_yaml
+
+    cfg = load_config(
+        None, ["training.lr=3e-5", "training.grad_clip=null", "data.path=/tmp/a b/ü.zarr"]
+    )
+    for c in (Config(), cfg):
+        assert config_yaml(c) == yaml.safe_dump(c.to_dict(), sort_keys=False)
+
+
 def test_set_overrides_are_typed() -> None:
     cfg = load_config(
         None,

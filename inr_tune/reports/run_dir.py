@@ -126,16 +126,14 @@ def remove_temp_files(run_dir: Path) -> list[Path]:
 def rebuild_configs(run_dir: Path, tree: Any) -> list[int]:
     """Write ``configs/iter_NNN.yaml`` of every node of ``tree`` that is missing or differs
     (a kill between a batch's journal line and its config files); returns their ids."""
-    import yaml
-
-    from inr_tune.config import save_config
+    from inr_tune.config import config_yaml, save_config
     from inr_tune.search.space import as_config
 
     written = []
     for node in tree.nodes:
         cfg = as_config(node.config)
         path = run_dir / "configs" / f"iter_{node.id:03d}.yaml"
-        want = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+        want = config_yaml(cfg)
         try:
             same = path.read_text(encoding="utf-8") == want
         except (OSError, UnicodeDecodeError):
