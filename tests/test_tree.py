@@ -161,6 +161,25 @@ def test_ucb_formula() -> None:
     assert r2[3] == pytest.approx(0.6 + C * math.sqrt(math.log(n) / 2))
 
 
+def test_visits_count_the_block_descendants_of_each_node() -> None:
+    """n_k = 1 + k's descendants in the block, pending included, on a random tree of two
+    blocks where a block-2 branch hangs under a block-1 node (counted from a brute-force
+    walk down)."""
+    import random
+
+    rng = random.Random(4)
+    tree = Tree()
+    for i in range(80):
+        block = 1 if i < 50 or rng.random() < 0.3 else 2
+        ids = [n.id for n in tree.nodes]
+        parent = rng.choice(ids) if ids and rng.random() < 0.9 else None
+        _node(tree, parent, rng.random(), "pending" if rng.random() < 0.2 else "ok", block=block)
+    for block in (1, 2):
+        for s in tree.ucb_scores(block, C):
+            below = [d for d in tree.descendants(s.node.id) if d.block == block]
+            assert s.visits == 1 + len(below), s.node.id
+
+
 def test_scaled_q_lets_quality_count_against_visits() -> None:
     """R² 0.30 and 0.70 differ by 0.06 in nines, less than the exploration bonus of a
     fresh leaf over a node tried four times: unscaled, a poor leaf outranked the block's

@@ -278,12 +278,15 @@ class Tree:
             q_of = {k: v / top for k, v in shares.items()} if top > 0 else shares
         else:
             q_of = scaled_rewards(members, reward)
-        below: dict[int, int] = {}  # descendants in the block, from one walk up per member
-        for member in members:
-            up = member.parent
-            while up is not None:
-                below[up] = below.get(up, 0) + 1
-                up = self._nodes[up].parent
+        # descendants in the block: children before parents (a child's id is the larger),
+        # each adds its own count and itself to its parent, so one pass, not one walk up
+        # per member
+        below: dict[int, int] = {}
+        for n in reversed(self._nodes.values()):
+            if n.parent is not None:
+                add = below.get(n.id, 0) + (n.block == block)
+                if add:
+                    below[n.parent] = below.get(n.parent, 0) + add
         out = []
         for node in members:
             if node.pending:
