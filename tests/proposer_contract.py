@@ -137,7 +137,8 @@ def check_batch(state: SearchState, batch: ProposalBatch, n_slots: int) -> list[
         assert p.strategy in STRATEGIES, p.strategy
         assert p.parent is None or p.parent in state.tree, f"parent {p.parent} does not exist"
         if p.mutation:
-            assert len(p.mutation) == 1, p.mutation
+            # one param, except a variant-sweep fitting its family into the budget
+            assert len(p.mutation) == 1 or p.strategy == "variant-sweep", p.mutation
             assert p.strategy != "baseline"
         else:
             assert p.strategy == "baseline" and p.parent is None

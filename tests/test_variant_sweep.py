@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
+from inr_tune.config import Config
+from inr_tune.errors import ProposalError
 from inr_tune.search import strategies
-from inr_tune.search.proposers import RuleProposer
-from inr_tune.search.sweep import structural_params, variant_sweep
+from inr_tune.search.budget import Budget
+from inr_tune.search.proposers import RuleProposer, SearchState
+from inr_tune.search.sweep import fitted_move, structural_params, variant_sweep
 from inr_tune.search.tree import Tree
 from tests.proposer_contract import (
     MPM_CLASSES,
@@ -79,3 +84,69 @@ def test_the_rule_proposer_sweeps_one_family_per_call_until_all_were_tried() -> 
         t.strategy == "variant-sweep"
         for t in strategies.detect(tree, 1, MPM_SPACE, n_iter_block=8, classes=MPM_CLASSES)
     )
+
+
+def _budgeted_state(tree: Tree, root: Config, min_ratio: float) -> SearchState:
+    budget = Budget("budget", min_ratio, 100, 3000, 4)
+    return make_state(
+        tree,
+        finished=[n.id for n in tree.nodes if n.finished],
+        root_config=root,
+        check_config=budget.check,
+        size=budget.params,
+        size_values=budget.n_values,
+        min_ratio=min_ratio,
+    )
+
+
+def test_a_family_over_the_budget_comes_with_its_size_params_stepped_down() -> None:
+    """From a small siren_txy config (2.4k parameters; 24k allowed) a factorized model with
+    its defaults holds 40k: the sweep steps its size params down with the switch, and
+    families that cannot fit at all (siren_t, ngp: an output or table per point) are
+    skipped."""
+    root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2})
+    tree = Tree()
+    grow(tree, None, {}, 0.90, root=root)
+    state = _budgeted_state(tree, root, 50.0)
+    factorized = MPM_SPACE.apply(root, {"inr_type": "factorized"})
+    assert state.check_config(factorized) is not None, "the bare switch is over the budget"
+    mutation = fitted_move(state, root, "inr_type", "factorized")
+    assert mutation is not None and next(iter(mutation)) == "inr_type" and len(mutation) > 1
+    child = MPM_SPACE.apply(root, mutation)
+    assert state.check_config(child) is None
+    assert all(
+        child.get(MPM_SPACE.param(k).key) < factorized.get(MPM_SPACE.param(k).key)
+        for k in list(mutation)[1:]
+    )
+    assert fitted_move(state, root, "inr_type", "siren_t") is None
+    assert fitted_move(state, root, "inr_type", "siren_id") == {"inr_type": "siren_id"}
+    batch = RuleProposer(seed=0).propose(state, 2)
+    check_batch(state, batch, 2)
+    (sweep,) = [p for p in batch.proposals if p.strategy == "variant-sweep"]
+    assert sweep.parent == 1
+    # siren_id comes first in the space and fits as it is; once it has been tried, the
+    # next call fits factorized
+    assert sweep.mutation == {"inr_type": "siren_id"}
+    grow(tree, 1, {"inr_type": "siren_id"}, 0.5, root=root, strategy="variant-sweep")
+    state = _budgeted_state(tree, root, 50.0)
+    batch = RuleProposer(seed=0).propose(state, 2)
+    check_batch(state, batch, 2)
+    (sweep,) = [p for p in batch.proposals if p.strategy == "variant-sweep"]
+    assert sweep.mutation == mutation
+    assert "to fit the size budget" in sweep.hypothesis
+
+
+def test_a_multi_param_variant_sweep_may_only_add_smaller_size_params() -> None:
+    root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2})
+    ok = {"inr_type": "factorized", "rank": 4}
+    assert MPM_SPACE.validate(root, ok, strategy="variant-sweep")
+    with pytest.raises(ProposalError, match="exactly one parameter"):
+        MPM_SPACE.validate(root, ok, strategy="exploit")
+    with pytest.raises(ProposalError, match="model family first"):
+        MPM_SPACE.validate(root, {"rank": 4, "inr_type": "factorized"}, strategy="variant-sweep")
+    with pytest.raises(ProposalError, match="step size params down"):
+        MPM_SPACE.validate(root, {"inr_type": "factorized", "lr": 1e-3}, strategy="variant-sweep")
+    with pytest.raises(ProposalError, match="step size params down"):
+        MPM_SPACE.validate(
+            root, {"inr_type": "factorized", "hidden_dim": 64}, strategy="variant-sweep"
+        )

@@ -166,7 +166,12 @@ def _entry(tree: Tree, node_id: int, classes: Mapping[str, float], next_parent: 
     if n.mutation:
         lines.append(
             "Mutation: "
-            + (f"{len(n.mutation)} params from the root config: " if len(n.mutation) > 1 else "")
+            + (
+                f"{len(n.mutation)} params from the "
+                f"{'root config' if n.parent is None else f'parent (node {n.parent})'}: "
+                if len(n.mutation) > 1
+                else ""
+            )
             + "; ".join(
                 f"{k}: {fmt_value(a)} -> {fmt_value(b)}" for k, (a, b) in n.mutation.items()
             )

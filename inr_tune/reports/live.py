@@ -18,7 +18,7 @@ def _fmt_mutation(node: Any) -> str:
     from inr_tune.search.space import fmt_value
 
     text = "; ".join(f"{k} {fmt_value(a)}→{fmt_value(b)}" for k, (a, b) in node.mutation.items())
-    if len(node.mutation) > 1:  # a config drawn by --searcher random|tpe
+    if len(node.mutation) > 1:  # drawn by --searcher random|tpe, or a fitted variant-sweep
         return f"{len(node.mutation)} params: {text}"
     return text or "baseline"
 

@@ -20,22 +20,9 @@ from typing import Any
 
 from inr_tune.config import Config
 from inr_tune.errors import ConfigError
-from inr_tune.search.space import SearchSpace, fmt_value
+from inr_tune.search.space import SIZE_KEYS, SearchSpace, fmt_value
 
-__all__ = ["SIZE_KEYS", "Budget", "block_budget", "fit_root"]
-
-#: Config keys whose smaller values give a smaller model (stepped down by ``fit_root``).
-SIZE_KEYS = (
-    "model.hidden_dim",
-    "model.n_layers",
-    "model.rank",
-    "model.basis_hidden_dim",
-    "model.basis_layers",
-    "model.id_embedding_dim",
-    "model.ngp_levels",
-    "model.ngp_log2_hashmap_size",
-    "model.ngp_features_per_level",
-)
+__all__ = ["SIZE_KEYS", "Budget", "block_budget", "fit_root", "shrink"]
 
 
 @dataclass(frozen=True)
@@ -128,8 +115,10 @@ def _merged(changes: list[tuple[str, Any, Any]]) -> list[str]:
     return [f"{k.split('.')[1]} {fmt_value(first[k])}→{fmt_value(last[k])}" for k in first]
 
 
-def _shrink(cfg: Config, space: SearchSpace, budget: Budget) -> tuple[Config, list[str]]:
-    """Step size params down, each step the one that gains the most ratio, until inside."""
+def shrink(cfg: Config, space: SearchSpace, budget: Any) -> tuple[Config, list[str]]:
+    """Step size params down, each step the one that gains the most ratio, until inside.
+
+    ``budget``: a ``Budget``, or anything with its ``check(cfg)`` and ``ratio(cfg)``."""
     changes: list[tuple[str, Any, Any]] = []
     for _ in range(200):
         if budget.check(cfg) is None:
@@ -160,7 +149,7 @@ def fit_root(cfg: Config, space: SearchSpace, budget: Budget) -> tuple[Config, l
     """
     if budget.check(cfg) is None:
         return cfg, []
-    fitted, changes = _shrink(cfg, space, budget)
+    fitted, changes = shrink(cfg, space, budget)
     if budget.check(fitted) is None:
         return fitted, changes
     best_ratio, best_desc = budget.ratio(fitted), f"{cfg.model.inr_type} shrunk"
@@ -173,7 +162,7 @@ def fit_root(cfg: Config, space: SearchSpace, budget: Budget) -> tuple[Config, l
             other = _set(cfg, "model.inr_type", inr_type)
         except ConfigError:
             continue
-        fitted, more = _shrink(other, space, budget)
+        fitted, more = shrink(other, space, budget)
         if budget.check(fitted) is None:
             return fitted, [f"inr_type {cfg.model.inr_type}→{inr_type}", *more]
         if budget.ratio(fitted) > best_ratio:

@@ -43,7 +43,9 @@ from inr_tune.search.keys import StoredConfig, as_config, config_key, stored
 from inr_tune.search.params import Move, Param, fmt_value, parse_param
 
 __all__ = [
+    "FITTED_STRATEGY",
     "MULTI_PARAM_STRATEGIES",
+    "SIZE_KEYS",
     "Move",
     "Param",
     "SearchSpace",
@@ -58,6 +60,22 @@ ROBUSTNESS = "robustness-test"
 # strategies whose proposals are whole configs drawn from the space (--searcher random|tpe):
 # they may change several params at once; every other strategy changes exactly one
 MULTI_PARAM_STRATEGIES = ("random", "tpe")
+# a variant-sweep switches the model family (its first param: a choice of a model key) and
+# may step the new family's size params down with it, to fit the size budget (``sweep.py``)
+FITTED_STRATEGY = "variant-sweep"
+#: Config keys whose smaller values give a smaller model (stepped down by
+#: ``budget.fit_root``, and by a variant-sweep that must fit the budget).
+SIZE_KEYS = (
+    "model.hidden_dim",
+    "model.n_layers",
+    "model.rank",
+    "model.basis_hidden_dim",
+    "model.basis_layers",
+    "model.id_embedding_dim",
+    "model.ngp_levels",
+    "model.ngp_log2_hashmap_size",
+    "model.ngp_features_per_level",
+)
 
 
 @dataclass
@@ -174,7 +192,7 @@ class SearchSpace:
             raise ProposalError(
                 f"a mutation must be a mapping {{parameter: new value}}, got {type(mutation).__name__}"
             )
-        multi = strategy in MULTI_PARAM_STRATEGIES
+        multi = strategy in MULTI_PARAM_STRATEGIES or strategy == FITTED_STRATEGY
         if not mutation or (len(mutation) != 1 and not multi):
             names = ", ".join(map(str, mutation)) or "none"
             what = "at least one parameter" if multi else "exactly one parameter"
@@ -185,8 +203,30 @@ class SearchSpace:
             if p.name in changes:
                 raise ProposalError(f"the mutation names {p.name} twice")
             changes[p.name] = self._check_one(config, p, raw, pinned, strategy)
+        if strategy == FITTED_STRATEGY and len(changes) > 1:
+            self._check_fitted(changes)
         new = {name: value for name, (_, value) in changes.items()}
         return self.apply(config, new), changes
+
+    def _check_fitted(self, changes: dict[str, tuple[Any, Any]]) -> None:
+        """A variant-sweep of several params: the model family first, then only size
+        params, each made smaller (what fitting the new family into the budget needs)."""
+        first, *rest = changes
+        p = self.param(first)
+        if not (p.is_choice and p.key.startswith("model.")) or p.key in SIZE_KEYS:
+            raise ProposalError(
+                f"a {FITTED_STRATEGY} of several params changes the model family first "
+                f"(a model choice such as inr_type), not {first}"
+            )
+        for name in rest:
+            q = self.param(name)
+            old, new = changes[name]
+            numbers = all(isinstance(v, (int, float)) for v in (old, new))
+            if q.key not in SIZE_KEYS or not numbers or not new < old:
+                raise ProposalError(
+                    f"a {FITTED_STRATEGY} may only step size params down besides the model "
+                    f"family; {name} {fmt_value(old)}→{fmt_value(new)} is not one"
+                )
 
     def _check_one(
         self,

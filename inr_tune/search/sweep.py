@@ -13,6 +13,13 @@ trials 12–27 on F@100 and S@100, and that one move was the largest gain of eac
 node has not appeared in any node of the block (pending ones included): it proposes
 those values, one per call, from the best node. Pinned and zero-weight params are left
 alone, and a value whose child config was already tried is skipped.
+
+A family switched into from a config sized for another family is often over the size
+budget (a factorized model from a siren_txy config of F@100 holds 74k parameters where
+24k are allowed). ``fitted_move`` then steps the new family's size params down as
+``budget.fit_root`` does for a block's root (``budget.shrink``), and the proposal
+carries those steps with the switch: the one strategy besides the whole-config
+searchers whose mutation may hold several params (``SearchSpace._check_fitted``).
 """
 
 from __future__ import annotations
@@ -24,11 +31,11 @@ from typing import Any
 from inr_tune.config import Config
 from inr_tune.errors import ProposalError
 from inr_tune.model_keys import used_model_keys
-from inr_tune.search.space import Param, SearchSpace, config_key, stored
+from inr_tune.search.space import SIZE_KEYS, Param, SearchSpace, config_key, stored
 from inr_tune.search.tree import Tree
 from inr_tune.search.trigger import Trigger
 
-__all__ = ["structural_params", "variant_sweep"]
+__all__ = ["fitted_move", "structural_params", "variant_sweep"]
 
 
 def structural_params(space: SearchSpace, cfg: Config) -> list[Param]:
@@ -98,3 +105,42 @@ def variant_sweep(
         parent=best.id,
         moves=tuple(moves),
     )
+
+
+class _StateBudget:
+    """``Budget``'s ``check`` and ``ratio`` from a proposer's ``SearchState``."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    def check(self, cfg: Config) -> str | None:
+        return self.state.check_config(cfg)
+
+    def ratio(self, cfg: Config) -> float:
+        return float(self.state.size_values) / max(1, int(self.state.size(cfg)))
+
+
+def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, Any] | None:
+    """The mutation that switches ``base``'s ``name`` to ``value``: ``{name: value}`` when
+    that child passes ``state.check_config`` (size budget, GPU fit), else with the new
+    family's size params stepped down until it does (``budget.shrink``; the family
+    first). None when the switch gives no valid config or no fit exists."""
+    from inr_tune.search.budget import shrink
+
+    space = state.space
+    try:
+        child = space.apply(base, {name: value})
+    except ProposalError:
+        return None
+    if state.check_config is None or state.check_config(child) is None:
+        return {name: value}
+    if state.size is None or not state.size_values:
+        return None
+    fitted, _ = shrink(child, space, _StateBudget(state))
+    if state.check_config(fitted) is not None:
+        return None
+    out: dict[str, Any] = {name: value}
+    for key in SIZE_KEYS:
+        if fitted.get(key) != child.get(key):
+            out[space.param(key).name] = fitted.get(key)
+    return out

@@ -43,6 +43,7 @@ from inr_tune.search.proposers.base import (
 from inr_tune.search.proposers.moves import Candidates, weighted_order
 from inr_tune.search.proposers.reasons import arrow, explain, observation
 from inr_tune.search.space import config_key, fmt_value
+from inr_tune.search.sweep import fitted_move
 from inr_tune.search.tree import Tree
 
 __all__ = ["RuleProposer", "explain", "observation"]
@@ -61,6 +62,7 @@ class RuleProposer(Proposer):
         self.seed = int(seed)
         self.max_special = max_special
         self._call: Candidates | None = None  # the candidate moves of the current call
+        self._fits: dict[tuple[Any, ...], dict[str, Any] | None] = {}  # ``_sweep``'s fits
 
     # ------------------------------------------------------------------ entry point
 
@@ -292,9 +294,7 @@ class RuleProposer(Proposer):
         if s == "failure-probe":
             return self._probe(trig, state, scratch, taken, rng)
         if s == "variant-sweep":
-            return self._try(
-                state, scratch, taken, parent, iter(trig.moves), s, f"Variant sweep: {trig.reason}"
-            )
+            return self._sweep(trig, state, scratch, taken)
         if s == "stochastic-field":
             moves = self._cands.moves(scratch, parent, rng, only=trig.params)
             return self._try(
@@ -309,6 +309,43 @@ class RuleProposer(Proposer):
         return self._try(
             state, scratch, taken, parent, moves, s, f"{title.get(s, s)}: {trig.reason}"
         )
+
+    def _sweep(
+        self,
+        trig: strategies.Trigger,
+        state: SearchState,
+        scratch: Tree,
+        taken: dict[str, int],
+    ) -> Proposal | None:
+        """The first family of the trigger's that gives a valid proposal from its parent,
+        its size params stepped down with it where it must fit the budget (``fitted_move``,
+        kept per parent config and budget: a family that cannot fit is not fitted again)."""
+        assert trig.parent is not None
+        base = self._cands.stored_of(scratch, trig.parent)
+        if base is None:
+            return None
+        for name, value in trig.moves:
+            memo = (base.key, name, repr(value), state.min_ratio, state.size_values)
+            if memo not in self._fits:
+                if len(self._fits) >= 4096:
+                    self._fits.clear()
+                self._fits[memo] = fitted_move(state, base.config, name, value)
+            mutation = self._fits[memo]
+            if mutation is None:
+                continue
+            old = base.get(state.space.param(name).key)
+            reason, expect = explain(name, old, value, base.config, state)
+            text = f"Variant sweep: {trig.reason}; {reason}"
+            if len(mutation) > 1:
+                steps = ", ".join(
+                    f"{k} {arrow(base.get(state.space.param(k).key), v)}"
+                    for k, v in list(mutation.items())[1:]
+                )
+                text += f", with {steps} to fit the size budget"
+            proposal = Proposal(trig.parent, dict(mutation), "variant-sweep", text + ".", expect)
+            if self._commit(state, scratch, taken, proposal) is not None:
+                return proposal
+        return None
 
     def _probe(
         self,
