@@ -150,3 +150,34 @@ def test_a_multi_param_variant_sweep_may_only_add_smaller_size_params() -> None:
         MPM_SPACE.validate(
             root, {"inr_type": "factorized", "hidden_dim": 64}, strategy="variant-sweep"
         )
+
+
+def test_a_family_that_only_fits_with_another_basis_switches_it_too() -> None:
+    """F@100's configs carry basis=table (inert for a siren): a factorized model with a
+    per-point table over 9000 particles cannot reach 50× at any size, one with a siren
+    basis can, so the switch sets the basis with the variant."""
+    root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2, "basis": "table"})
+    budget = Budget("budget", 50.0, 100, 9000, 4)
+    state = make_state(
+        Tree(),
+        root_config=root,
+        check_config=budget.check,
+        size=budget.params,
+        size_values=budget.n_values,
+        min_ratio=50.0,
+    )
+    mutation = fitted_move(state, root, "inr_type", "factorized")
+    assert mutation is not None and list(mutation)[:2] == ["inr_type", "basis"]
+    assert mutation["basis"] == "siren"
+    child = MPM_SPACE.validate(root, mutation, strategy="variant-sweep")
+    assert child["basis"] == ("table", "siren")
+    pinned = make_state(
+        Tree(),
+        root_config=root,
+        check_config=budget.check,
+        size=budget.params,
+        size_values=budget.n_values,
+        min_ratio=50.0,
+        pinned={"model.basis": "table"},
+    )
+    assert fitted_move(pinned, root, "inr_type", "factorized") is None

@@ -209,8 +209,9 @@ class SearchSpace:
         return self.apply(config, new), changes
 
     def _check_fitted(self, changes: dict[str, tuple[Any, Any]]) -> None:
-        """A variant-sweep of several params: the model family first, then only size
-        params, each made smaller (what fitting the new family into the budget needs)."""
+        """A variant-sweep of several params: the model family first, then only other
+        model choices (the new family's basis) and size params made smaller: what fitting
+        the new family into the budget needs."""
         first, *rest = changes
         p = self.param(first)
         if not (p.is_choice and p.key.startswith("model.")) or p.key in SIZE_KEYS:
@@ -221,11 +222,14 @@ class SearchSpace:
         for name in rest:
             q = self.param(name)
             old, new = changes[name]
+            if q.is_choice and q.key.startswith("model.") and q.key not in SIZE_KEYS:
+                continue  # another choice of the new family (a factorized model's basis)
             numbers = all(isinstance(v, (int, float)) for v in (old, new))
             if q.key not in SIZE_KEYS or not numbers or not new < old:
                 raise ProposalError(
-                    f"a {FITTED_STRATEGY} may only step size params down besides the model "
-                    f"family; {name} {fmt_value(old)}→{fmt_value(new)} is not one"
+                    f"a {FITTED_STRATEGY} may only step size params down or set model "
+                    f"choices besides the model family; {name} {fmt_value(old)}→"
+                    f"{fmt_value(new)} is neither"
                 )
 
     def _check_one(

@@ -123,8 +123,10 @@ class _StateBudget:
 def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, Any] | None:
     """The mutation that switches ``base``'s ``name`` to ``value``: ``{name: value}`` when
     that child passes ``state.check_config`` (size budget, GPU fit), else with the new
-    family's size params stepped down until it does (``budget.shrink``; the family
-    first). None when the switch gives no valid config or no fit exists."""
+    family's size params stepped down until it does (``budget.shrink``). When no such
+    step fits, the new family's other structural choices (a factorized model's basis:
+    a per-point table that cannot fit, a siren that can) are tried too, in space order.
+    The family comes first in the mutation. None when nothing fits."""
     from inr_tune.search.budget import shrink
 
     space = state.space
@@ -136,11 +138,23 @@ def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, An
         return {name: value}
     if state.size is None or not state.size_values:
         return None
-    fitted, _ = shrink(child, space, _StateBudget(state))
-    if state.check_config(fitted) is not None:
-        return None
-    out: dict[str, Any] = {name: value}
-    for key in SIZE_KEYS:
-        if fitted.get(key) != child.get(key):
-            out[space.param(key).name] = fitted.get(key)
-    return out
+    budget = _StateBudget(state)
+    starts: list[tuple[dict[str, Any], Config]] = [({}, child)]
+    for q in structural_params(space, child):
+        if q.name == name or q.key in state.pinned or q.name in state.pinned:
+            continue
+        for w in q.values:
+            if w != child.get(q.key):
+                try:
+                    starts.append(({q.name: w}, space.apply(child, {q.name: w})))
+                except ProposalError:
+                    continue
+    for switched, start in starts:
+        fitted, _ = shrink(start, space, budget)
+        if state.check_config(fitted) is None:
+            out: dict[str, Any] = {name: value, **switched}
+            for key in SIZE_KEYS:
+                if fitted.get(key) != start.get(key):
+                    out[space.param(key).name] = fitted.get(key)
+            return out
+    return None
