@@ -181,3 +181,21 @@ def test_a_family_that_only_fits_with_another_basis_switches_it_too() -> None:
         pinned={"model.basis": "table"},
     )
     assert fitted_move(pinned, root, "inr_type", "factorized") is None
+
+
+def test_a_swept_basis_is_not_made_inert_by_switching_the_variant_to_fit() -> None:
+    """Sweeping basis=table from a factorized config: were the table over the budget at
+    every size, switching inr_type to a siren would "fit" only by making the basis
+    unread. That is no test of the table, so no such fit is offered."""
+    root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2, "inr_type": "factorized"})
+    budget = Budget("budget", 50.0, 100, 9000, 4)
+    state = make_state(
+        Tree(),
+        root_config=root,
+        check_config=budget.check,
+        size=budget.params,
+        size_values=budget.n_values,
+        min_ratio=50.0,
+    )
+    assert budget.check(root) is None
+    assert fitted_move(state, root, "basis", "table") is None

@@ -139,16 +139,20 @@ def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, An
     if state.size is None or not state.size_values:
         return None
     budget = _StateBudget(state)
+    key = space.param(name).key[len("model.") :]
     starts: list[tuple[dict[str, Any], Config]] = [({}, child)]
     for q in structural_params(space, child):
         if q.name == name or q.key in state.pinned or q.name in state.pinned:
             continue
         for w in q.values:
-            if w != child.get(q.key):
-                try:
-                    starts.append(({q.name: w}, space.apply(child, {q.name: w})))
-                except ProposalError:
-                    continue
+            if w == child.get(q.key):
+                continue
+            try:
+                start = space.apply(child, {q.name: w})
+            except ProposalError:
+                continue
+            if key in used_model_keys(start.model):  # the swept choice must still count
+                starts.append(({q.name: w}, start))
     for switched, start in starts:
         fitted, _ = shrink(start, space, budget)
         if state.check_config(fitted) is None:
