@@ -183,6 +183,51 @@ def test_switch_param_when_one_param_dominates() -> None:
     assert all("lr" not in p.mutation for p in got.get("exploit", []))
 
 
+def test_a_long_block_that_moved_every_param_often_still_exploits() -> None:
+    """Once every free param was mutated SAME_PARAM_LIMIT times, counting them all as
+    overused left the exploit no move (a 500-trial block then got 1 proposal per call);
+    overuse is now counted from the least-mutated free param."""
+    from inr_tune.search.space import SearchSpace
+
+    small = SearchSpace.from_dict(
+        {
+            "params": {
+                "lr": {
+                    "key": "training.lr",
+                    "type": "float",
+                    "min": 1e-6,
+                    "max": 1e-2,
+                    "log": True,
+                    "moves": ["*2", "/2"],
+                    "weight": 3,
+                },
+                "omega": {
+                    "key": "model.omega",
+                    "type": "float",
+                    "min": 1.0,
+                    "max": 200.0,
+                    "log": True,
+                    "moves": ["*1.5", "/1.5"],
+                    "weight": 3,
+                },
+            }
+        }
+    )
+    tree = Tree()
+    node = grow(tree, None, {}, 0.9)
+    lr, omega = ROOT_CONFIG.training.lr, ROOT_CONFIG.model.omega
+    for i in range(strategies.SAME_PARAM_LIMIT):
+        lr, omega = lr * 2, omega * 1.5
+        node = grow(tree, node.id, {"lr": lr}, 0.9 + 0.001 * i)
+        node = grow(tree, node.id, {"omega": omega}, 0.9 + 0.001 * i + 0.0005)
+    assert set(strategies.overused_params(tree, 1)) == {"lr", "omega"}
+    assert strategies.overused_params(tree, 1, among=["lr", "omega"]) == {}
+    state = make_state(tree, finished=[n.id for n in tree.nodes], space=small)
+    batch = RuleProposer(seed=0).propose(state, 4)
+    check_batch(state, batch, 4)
+    assert len(batch.proposals) == 4
+
+
 def test_robustness_test_once_per_lineage() -> None:
     tree = Tree()
     base = grow(tree, None, {}, 0.996)
@@ -395,7 +440,7 @@ def test_benchmark_run_proposes_as_recorded(tmp_path) -> None:
     dump = tmp_path / "proposals.json"
     bench.drive(200, 4, dump)
     digest = hashlib.sha1(dump.read_bytes()).hexdigest()
-    assert digest == "f61f6d89aad68ba203768c7267adf43aeee02463"
+    assert digest == "081a85297531ac3599191396ed86833e2a7cbd06"
 
 
 def test_taken_configs_follows_a_growing_tree() -> None:

@@ -23,7 +23,7 @@ the last node that used it, so a trigger does not fire again on the same evidenc
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from inr_tune.search.recombine import recombine
@@ -115,12 +115,20 @@ def _ids(nodes: list[Node]) -> str:
     return ", ".join(str(n.id) for n in nodes)
 
 
-def overused_params(tree: Tree, block: int, limit: int = SAME_PARAM_LIMIT) -> dict[str, int]:
-    """Params mutated ``limit``+ times in the block (pending included, seed re-runs not)."""
+def overused_params(
+    tree: Tree, block: int, limit: int = SAME_PARAM_LIMIT, among: Iterable[str] | None = None
+) -> dict[str, int]:
+    """Params mutated ``limit``+ times in the block (pending included, seed re-runs not).
+
+    ``among`` (the params a move may change): ``limit`` more times than the least-mutated
+    of them. Early in a block that one has 0 and nothing changes; in a long block, once
+    every param was mutated ``limit`` times, the plain count would set every param aside
+    and leave the exploit no move at all (a 500-trial block got 1 proposal per call)."""
     counts = Counter(
         n.mutated for n in tree.block_nodes(block) if n.mutated and not is_seed_rerun(n)
     )
-    return {p: k for p, k in counts.items() if k >= limit}
+    floor = min((counts.get(p, 0) for p in among), default=0) if among is not None else 0
+    return {p: k for p, k in counts.items() if k >= floor + limit}
 
 
 # ----------------------------------------------------------------------------- conditions

@@ -35,7 +35,7 @@ from inr_tune.search.space import SIZE_KEYS, Param, SearchSpace, config_key, sto
 from inr_tune.search.tree import Tree
 from inr_tune.search.trigger import Trigger
 
-__all__ = ["fitted_move", "structural_params", "variant_sweep"]
+__all__ = ["FitCache", "fitted_move", "structural_params", "variant_sweep"]
 
 
 def structural_params(space: SearchSpace, cfg: Config) -> list[Param]:
@@ -162,3 +162,22 @@ def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, An
                     out[space.param(key).name] = fitted.get(key)
             return out
     return None
+
+
+class FitCache:
+    """``fitted_move`` per parent config, family and budget: a proposer asks again on
+    every call while a family stays untried, and one that cannot fit is not fitted again."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._fits: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+
+    def move(self, state: Any, base: Any, name: str, value: Any) -> dict[str, Any] | None:
+        """``fitted_move(state, base.config, name, value)``; ``base``: a ``StoredConfig``."""
+        pins = repr(sorted(state.pinned.items())) if state.pinned else ""
+        memo = (base.key, name, repr(value), state.min_ratio, state.size_values, pins)
+        if memo not in self._fits:
+            if len(self._fits) >= self.limit:
+                self._fits.clear()
+            self._fits[memo] = fitted_move(state, base.config, name, value)
+        return self._fits[memo]

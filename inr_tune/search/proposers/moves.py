@@ -60,6 +60,7 @@ class Candidates:
         self._based: dict[int, dict[int, list[Node]]] = {}
         self._evidence: dict[int, dict[tuple[str, Any], float]] = {}
         self._stalled: bool | None = None
+        self._moved: tuple[int, set[str]] | None = None
 
     def known_repeat(self, scratch: Tree, taken: dict[str, int], proposal: Proposal) -> bool:
         """True when the proposal's child config is taken, found without building it.
@@ -184,12 +185,16 @@ class Candidates:
 
     def moved_params(self, tree: Tree) -> set[str]:
         """Names of the params some one-move node of the block mutated, finished or
-        pending (``tree`` is the call's scratch tree: this call's proposals count)."""
-        return {
-            str(n.mutated)
-            for n in tree.block_nodes(self.state.block)
-            if n.mutated and len(n.mutation) == 1
-        }
+        pending (``tree`` is the call's scratch tree: this call's proposals count). Kept
+        while the tree has as many nodes (one exploit asks for every node it tries)."""
+        if self._moved is None or self._moved[0] != len(tree):
+            moved = {
+                str(n.mutated)
+                for n in tree.block_nodes(self.state.block)
+                if n.mutated and len(n.mutation) == 1
+            }
+            self._moved = (len(tree), moved)
+        return self._moved[1]
 
     @property
     def flat_gain(self) -> float:

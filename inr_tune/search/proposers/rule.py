@@ -43,7 +43,7 @@ from inr_tune.search.proposers.base import (
 from inr_tune.search.proposers.moves import Candidates, weighted_order
 from inr_tune.search.proposers.reasons import arrow, explain, observation
 from inr_tune.search.space import config_key, fmt_value
-from inr_tune.search.sweep import fitted_move
+from inr_tune.search.sweep import FitCache
 from inr_tune.search.tree import Tree
 
 __all__ = ["RuleProposer", "explain", "observation"]
@@ -62,7 +62,7 @@ class RuleProposer(Proposer):
         self.seed = int(seed)
         self.max_special = max_special
         self._call: Candidates | None = None  # the candidate moves of the current call
-        self._fits: dict[tuple[Any, ...], dict[str, Any] | None] = {}  # ``_sweep``'s fits
+        self._fits = FitCache()  # ``_sweep``'s family switches, fitted to the budget
 
     # ------------------------------------------------------------------ entry point
 
@@ -81,7 +81,8 @@ class RuleProposer(Proposer):
             return batch
         triggers = state.triggers(scratch, taken=set(taken))
         limit = self.max_special if self.max_special is not None else max(1, n_slots // 2)
-        avoid = tuple(strategies.overused_params(scratch, state.block))
+        free = [p.name for p in self._cands.free_params()]
+        avoid = tuple(strategies.overused_params(scratch, state.block, among=free))
         for trig in triggers:
             if len(batch.proposals) >= min(limit, n_slots):
                 break
@@ -318,19 +319,13 @@ class RuleProposer(Proposer):
         taken: dict[str, int],
     ) -> Proposal | None:
         """The first family of the trigger's that gives a valid proposal from its parent,
-        its size params stepped down with it where it must fit the budget (``fitted_move``,
-        kept per parent config and budget: a family that cannot fit is not fitted again)."""
+        fitted to the budget where it must be (``sweep.FitCache``)."""
         assert trig.parent is not None
         base = self._cands.stored_of(scratch, trig.parent)
         if base is None:
             return None
         for name, value in trig.moves:
-            memo = (base.key, name, repr(value), state.min_ratio, state.size_values)
-            if memo not in self._fits:
-                if len(self._fits) >= 4096:
-                    self._fits.clear()
-                self._fits[memo] = fitted_move(state, base.config, name, value)
-            mutation = self._fits[memo]
+            mutation = self._fits.move(state, base, name, value)
             if mutation is None:
                 continue
             old = base.get(state.space.param(name).key)
