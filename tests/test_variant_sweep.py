@@ -86,8 +86,11 @@ def test_the_rule_proposer_sweeps_one_family_per_call_until_all_were_tried() -> 
     )
 
 
-def _budgeted_state(tree: Tree, root: Config, min_ratio: float) -> SearchState:
-    budget = Budget("budget", min_ratio, 100, 3000, 4)
+def _budgeted_state(
+    tree: Tree, root: Config, min_ratio: float, n_points: int = 3000, **kw: object
+) -> SearchState:
+    """A state whose size budget is ``min_ratio`` on 100 frames × ``n_points`` × 4."""
+    budget = Budget("budget", min_ratio, 100, n_points, 4)
     return make_state(
         tree,
         finished=[n.id for n in tree.nodes if n.finished],
@@ -96,6 +99,7 @@ def _budgeted_state(tree: Tree, root: Config, min_ratio: float) -> SearchState:
         size=budget.params,
         size_values=budget.n_values,
         min_ratio=min_ratio,
+        **kw,
     )
 
 
@@ -157,29 +161,13 @@ def test_a_family_that_only_fits_with_another_basis_switches_it_too() -> None:
     per-point table over 9000 particles cannot reach 50× at any size, one with a siren
     basis can, so the switch sets the basis with the variant."""
     root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2, "basis": "table"})
-    budget = Budget("budget", 50.0, 100, 9000, 4)
-    state = make_state(
-        Tree(),
-        root_config=root,
-        check_config=budget.check,
-        size=budget.params,
-        size_values=budget.n_values,
-        min_ratio=50.0,
-    )
+    state = _budgeted_state(Tree(), root, 50.0, n_points=9000)
     mutation = fitted_move(state, root, "inr_type", "factorized")
     assert mutation is not None and list(mutation)[:2] == ["inr_type", "basis"]
     assert mutation["basis"] == "siren"
     child = MPM_SPACE.validate(root, mutation, strategy="variant-sweep")
     assert child["basis"] == ("table", "siren")
-    pinned = make_state(
-        Tree(),
-        root_config=root,
-        check_config=budget.check,
-        size=budget.params,
-        size_values=budget.n_values,
-        min_ratio=50.0,
-        pinned={"model.basis": "table"},
-    )
+    pinned = _budgeted_state(Tree(), root, 50.0, n_points=9000, pinned={"model.basis": "table"})
     assert fitted_move(pinned, root, "inr_type", "factorized") is None
 
 
@@ -188,14 +176,6 @@ def test_a_swept_basis_is_not_made_inert_by_switching_the_variant_to_fit() -> No
     every size, switching inr_type to a siren would "fit" only by making the basis
     unread. That is no test of the table, so no such fit is offered."""
     root = ROOT_CONFIG.replace(model={"hidden_dim": 32, "n_layers": 2, "inr_type": "factorized"})
-    budget = Budget("budget", 50.0, 100, 9000, 4)
-    state = make_state(
-        Tree(),
-        root_config=root,
-        check_config=budget.check,
-        size=budget.params,
-        size_values=budget.n_values,
-        min_ratio=50.0,
-    )
-    assert budget.check(root) is None
+    state = _budgeted_state(Tree(), root, 50.0, n_points=9000)
+    assert state.check_config(root) is None
     assert fitted_move(state, root, "basis", "table") is None
