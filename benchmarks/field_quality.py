@@ -81,7 +81,7 @@ def config_summary(cfg: Any) -> str:
 
 
 def build_config(field: str, minutes: float, sets: list[str]) -> Any:
-    from inr_tune.config import load_config
+    from inr_tune.config_files import load_config
     from inr_tune.data.defaults import ensure_default_dataset
 
     path = preset_path(field)

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from inr_tune.config import Config, load_config
+from inr_tune.config import Config
+from inr_tune.config_files import load_config
 from inr_tune.training.fit import build_trainer, quiet_lightning, step_loader
 from inr_tune.training.module import INRModule
 

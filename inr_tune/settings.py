@@ -22,11 +22,10 @@ from inr_tune.config import (
     Config,
     apply_overrides,
     config_from_dict,
-    from_anchor_dialect,
-    is_anchor_dialect,
     parse_set,
-    read_yaml,
 )
+from inr_tune.config_anchor import from_anchor_dialect, is_anchor_dialect
+from inr_tune.config_files import read_yaml
 from inr_tune.errors import ConfigError
 
 __all__ = [

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from inr_tune.cli import EXIT_INTERNAL, EXIT_OK, run_cli
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.errors import ConfigError
 from inr_tune.settings import describe, search_keys_set
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.journal import Journal, read_events
 from inr_tune.runner.searcher import UCBTreeSearcher
 from inr_tune.search.session import FINISHED, BlockSession, replay_tree

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.errors import ConfigError, ProposalError
 from inr_tune.models.variants import FieldSpec, build_model
 from inr_tune.reports.pareto import best_in_budget, comparison_sentence

@@ -9,13 +9,8 @@ import pytest
 import torch
 import yaml
 
-from inr_tune.config import (
-    Config,
-    config_from_dict,
-    load_config,
-    parse_set,
-    save_config,
-)
+from inr_tune.config import Config, config_from_dict, parse_set
+from inr_tune.config_files import load_config, save_config
 from inr_tune.errors import ConfigError
 from inr_tune.models.variants import encode_time
 
@@ -43,7 +38,7 @@ def test_config_yaml_is_the_text_safe_dump_writes() -> None:
     """The config files keep their text whichever emitter PyYAML has (libyaml or not)."""
     import yaml
 
-    from inr_tune.config import config_yaml
+    from inr_tune.config_files import config_yaml
 
     cfg = load_config(
         None, ["training.lr=3e-5", "training.grad_clip=null", "data.path=/tmp/a b/ü.zarr"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from inr_tune import metrics as M
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.runner.searcher import result_to_outcome
 from inr_tune.search.tree import Tree
 from tests.helpers import write_synthetic_mpm

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.training.fit import run_trial
 from tests.helpers import write_synthetic_mpm
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.journal import Journal, read_events
 from inr_tune.reports.analysis import render_analysis
 from inr_tune.reports.memory import render_memory

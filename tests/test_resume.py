@@ -167,7 +167,7 @@ def test_finished_nodes_the_proposer_has_not_seen_survive_a_restart(tmp_path: Pa
     """The nodes that finished since the last proposal come from the journal: a session
     rebuilt after a kill still shows them to the next proposal, which writes their
     observations (without Ray)."""
-    from inr_tune.config import load_config
+    from inr_tune.config_files import load_config
     from inr_tune.journal import Journal
     from inr_tune.search.session import BlockSession, replay_tree
     from tests.helpers import rule_session

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.training.fit import run_trial
 from inr_tune.training.result import TrialResult
 from inr_tune.training.schedules import lr_factor

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.journal import Journal
 from inr_tune.reports.run_dir import Reports
 from inr_tune.runner.searcher import UCBTreeSearcher

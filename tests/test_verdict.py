@@ -228,7 +228,7 @@ def test_a_block_judges_once_and_shows_the_same_word_everywhere(tmp_path: Path) 
     """A rule block of 8 trials (results drawn, no training): the last batch re-runs the
     best config twice; verdicts appear only at the block's end, one per node, and the
     analysis entry, the tree and memory.md agree; the summary gives mean ± SD."""
-    from inr_tune.config import load_config
+    from inr_tune.config_files import load_config
     from inr_tune.journal import read_events
     from inr_tune.reports.analysis import render_analysis
     from inr_tune.reports.memory import render_memory

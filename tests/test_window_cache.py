@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.data.store import open_dataset
 from inr_tune.models.standardize import Standardizer
 from inr_tune.training import window_cache

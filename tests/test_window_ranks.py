@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from inr_tune import metrics, spectrum
-from inr_tune.config import load_config
+from inr_tune.config_files import load_config
 from inr_tune.metrics import effective_ranks, window_ranks
 from inr_tune.reports.memory import render_memory
 from inr_tune.reports.ranks import format_ranks, load_or_compute_ranks

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from inr_tune.config import SECTIONS, config_from_dict, load_config
+from inr_tune.config import SECTIONS, config_from_dict
+from inr_tune.config_files import load_config
 
 
 def validate_shipped_yaml(path: Path) -> None:

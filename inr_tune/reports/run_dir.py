@@ -126,7 +126,7 @@ def remove_temp_files(run_dir: Path) -> list[Path]:
 def rebuild_configs(run_dir: Path, tree: Any) -> list[int]:
     """Write ``configs/iter_NNN.yaml`` of every node of ``tree`` that is missing or differs
     (a kill between a batch's journal line and its config files); returns their ids."""
-    from inr_tune.config import config_yaml, save_config
+    from inr_tune.config_files import config_yaml, save_config
     from inr_tune.search.space import as_config
 
     written = []

@@ -13,7 +13,8 @@ import dataclasses
 from typing import Any
 
 from inr_tune.baselines import baseline_metrics
-from inr_tune.config import Config, save_config
+from inr_tune.config import Config
+from inr_tune.config_files import save_config
 from inr_tune.errors import ProposalError
 from inr_tune.journal import (
     BatchAdded,

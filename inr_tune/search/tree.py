@@ -278,15 +278,11 @@ class Tree:
             q_of = {k: v / top for k, v in shares.items()} if top > 0 else shares
         else:
             q_of = scaled_rewards(members, reward)
-        # descendants in the block: children before parents (a child's id is the larger),
-        # each adds its own count and itself to its parent, so one pass, not one walk up
-        # per member
+        # block descendants in one pass, children first (a child's id is the larger)
         below: dict[int, int] = {}
         for n in reversed(self._nodes.values()):
-            if n.parent is not None:
-                add = below.get(n.id, 0) + (n.block == block)
-                if add:
-                    below[n.parent] = below.get(n.parent, 0) + add
+            if n.parent is not None and (add := below.get(n.id, 0) + (n.block == block)):
+                below[n.parent] = below.get(n.parent, 0) + add
         out = []
         for node in members:
             if node.pending:

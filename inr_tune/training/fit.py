@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from inr_tune.config import Config, save_config
+from inr_tune.config import Config
+from inr_tune.config_files import save_config
 from inr_tune.data.store import Window
 from inr_tune.training.device import estimate_memory, resolve_device, version_stamp
 from inr_tune.training.result import TrialResult
