@@ -58,7 +58,8 @@ __all__ = [
 
 ROBUSTNESS = "robustness-test"
 # strategies whose proposals are whole configs drawn from the space (--searcher random|tpe):
-# they may change several params at once; every other strategy changes exactly one
+# they may change several params at once; every other strategy changes exactly one, but a
+# variant-sweep that must fit its family into the budget (``FITTED_STRATEGY``)
 MULTI_PARAM_STRATEGIES = ("random", "tpe")
 # a variant-sweep switches the model family (its first param: a choice of a model key) and
 # may step the new family's size params down with it, to fit the size budget (``sweep.py``)
@@ -172,7 +173,8 @@ class SearchSpace:
 
         A mutation changes exactly one parameter, except under the strategies of
         ``MULTI_PARAM_STRATEGIES`` (configs drawn from the space: random, tpe), which may
-        change several (each must change, none may be the seed). ``pinned`` maps dotted
+        change several (each must change, none may be the seed), and a variant-sweep,
+        which may add what fitting its family into the budget needs (``_check_fitted``). ``pinned`` maps dotted
         keys (or short names) fixed by the user to their values. The seed param may change
         only when ``strategy == "robustness-test"``, and such a test changes nothing else.
         Raises ProposalError with a one-line reason otherwise.

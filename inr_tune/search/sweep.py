@@ -139,7 +139,7 @@ def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, An
     if state.size is None or not state.size_values:
         return None
     budget = _StateBudget(state)
-    key = space.param(name).key[len("model.") :]
+    swept = space.param(name).key[len("model.") :]
     starts: list[tuple[dict[str, Any], Config]] = [({}, child)]
     for q in structural_params(space, child):
         if q.name == name or q.key in state.pinned or q.name in state.pinned:
@@ -151,15 +151,15 @@ def fitted_move(state: Any, base: Config, name: str, value: Any) -> dict[str, An
                 start = space.apply(child, {q.name: w})
             except ProposalError:
                 continue
-            if key in used_model_keys(start.model):  # the swept choice must still count
+            if swept in used_model_keys(start.model):  # the swept choice must still count
                 starts.append(({q.name: w}, start))
     for switched, start in starts:
         fitted, _ = shrink(start, space, budget)
         if state.check_config(fitted) is None:
             out: dict[str, Any] = {name: value, **switched}
-            for key in SIZE_KEYS:
-                if fitted.get(key) != start.get(key):
-                    out[space.param(key).name] = fitted.get(key)
+            for size_key in SIZE_KEYS:
+                if fitted.get(size_key) != start.get(size_key):
+                    out[space.param(size_key).name] = fitted.get(size_key)
             return out
     return None
 
