@@ -322,9 +322,8 @@ class BlockSession:
         )
         for raw in nodes:
             node = self.tree.apply_event(NodeAdded(node=raw)) or self.tree[raw["id"]]
-            save_config(
-                as_config(node.config), self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml"
-            )
+            path = self.ctx.run_dir / "configs" / f"iter_{node.id:03d}.yaml"
+            save_config(as_config(node.config), path)
 
     def _with_pending(
         self, state: SearchState, accepted: list[tuple[Config, dict[str, Any], Proposal]]
