@@ -2,8 +2,9 @@
 
 ``_summarise(pred, gt)`` reads both ``[T, N, C]`` arrays once, chunk by chunk over frames in
 threads, and keeps per frame and component the moments every R²-type metric is merged
-from; ``_frames_r2`` merges them again for a subset of frames (held-out R²) without a
-second pass. Inputs are validated by ``metrics._checked`` first.
+from; ``_frames_r2`` (R²) and ``_frames_scores`` (R², MSE, kinograph R²) merge them again
+for a subset of frames (held-out, sampled) without a second pass. Inputs are validated by
+``metrics._checked`` first.
 """
 
 from __future__ import annotations
