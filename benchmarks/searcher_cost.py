@@ -181,6 +181,21 @@ def idle_gaps(run: Path) -> None:
             f"without the one-off imports of a fresh worker ({fresh} trial(s) paid "
             f"{np.sum(imports):.1f} s): {share:.1f} % optimisation"
         )
+        for label, group in (
+            ("on a fresh worker", [r for r, x in zip(records, imports, strict=True) if x >= 1.0]),
+            ("on a kept worker", [r for r, x in zip(records, imports, strict=True) if x < 1.0]),
+        ):
+            if group:
+                shares = [100 * r["training_time"] / r["wall_time"] for r in group]
+                whole = (
+                    100
+                    * sum(r["training_time"] for r in group)
+                    / sum(r["wall_time"] for r in group)
+                )
+                print(
+                    f"{len(group)} trial(s) {label}: {whole:.1f} % optimisation "
+                    f"(per trial {min(shares):.1f}–{max(shares):.1f} %)"
+                )
 
 
 def main(argv: list[str] | None = None) -> int:
