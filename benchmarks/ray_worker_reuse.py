@@ -8,7 +8,8 @@ checks, on this machine's Ray, whether Tune's trial actors are ever placed in
 - ``prestarted``: the idle workers Ray starts when the driver connects;
 - ``warm-tasks``: workers that ran tasks importing torch and Lightning, under the same
   ``runtime_env`` Tune gives its trial actors (``ray.tune.execution.class_cache``);
-- ``setup-hook``: and when a job-level ``worker_process_setup_hook`` that imports them runs.
+- ``setup-hook``: workers that ran a job-level ``worker_process_setup_hook`` importing
+  them before the trials started (the check prints when the hook ran).
 
 Each check starts its own local Ray (2 CPUs), runs 4 trivial trials of 0.5 CPU and prints
 which worker processes they ran in. About two minutes in all; Tune's results go to a
