@@ -58,7 +58,7 @@ __all__ = [
 
 ROBUSTNESS = "robustness-test"
 # strategies whose proposals are whole configs drawn from the space (--searcher random|tpe):
-# they may change several params at once; every other strategy changes exactly one, but a
+# they may change several params at once. Every other strategy changes exactly one, except a
 # variant-sweep that must fit its family into the budget (``FITTED_STRATEGY``)
 MULTI_PARAM_STRATEGIES = ("random", "tpe")
 # a variant-sweep switches the model family (its first param: a choice of a model key) and
@@ -174,9 +174,10 @@ class SearchSpace:
         A mutation changes exactly one parameter, except under the strategies of
         ``MULTI_PARAM_STRATEGIES`` (configs drawn from the space: random, tpe), which may
         change several (each must change, none may be the seed), and a variant-sweep,
-        which may add what fitting its family into the budget needs (``_check_fitted``). ``pinned`` maps dotted
-        keys (or short names) fixed by the user to their values. The seed param may change
-        only when ``strategy == "robustness-test"``, and such a test changes nothing else.
+        which may add what fitting its family into the budget needs (``_check_fitted``).
+        ``pinned`` maps dotted keys (or short names) fixed by the user to their values.
+        The seed param may change only when ``strategy == "robustness-test"``, and such a
+        test changes nothing else.
         Raises ProposalError with a one-line reason otherwise.
         """
         return self.mutate(config, mutation, pinned, strategy=strategy)[1]
@@ -214,9 +215,12 @@ class SearchSpace:
         """A variant-sweep of several params: the model family first, then only other
         model choices (the new family's basis) and size params made smaller: what fitting
         the new family into the budget needs."""
+
+        def model_choice(p: Param) -> bool:
+            return p.is_choice and p.key.startswith("model.") and p.key not in SIZE_KEYS
+
         first, *rest = changes
-        p = self.param(first)
-        if not (p.is_choice and p.key.startswith("model.")) or p.key in SIZE_KEYS:
+        if not model_choice(self.param(first)):
             raise ProposalError(
                 f"a {FITTED_STRATEGY} of several params changes the model family first "
                 f"(a model choice such as inr_type), not {first}"
@@ -224,7 +228,7 @@ class SearchSpace:
         for name in rest:
             q = self.param(name)
             old, new = changes[name]
-            if q.is_choice and q.key.startswith("model.") and q.key not in SIZE_KEYS:
+            if model_choice(q):
                 continue  # another choice of the new family (a factorized model's basis)
             numbers = all(isinstance(v, (int, float)) for v in (old, new))
             if q.key not in SIZE_KEYS or not numbers or not new < old:
