@@ -69,10 +69,21 @@ def test_batches_reuse_every_worker(tmp_path, monkeypatch) -> None:
     pids, active = _pids(2, tmp_path / "kept")
     assert active is True
     assert len(pids) == 6 and len(set(pids)) == 2, pids
-    # Ray's own policy keeps one spare, so later batches start new workers. If this fails,
-    # Ray keeps them itself and keep_actors can go.
-    pids, _ = _pids(None, tmp_path / "ray")
-    assert len(pids) == 6 and len(set(pids)) > 2, pids
+
+
+def test_ray_alone_keeps_one_spare_actor() -> None:
+    """Why keep_actors exists: with no trial waiting, Ray's cache keeps one finished actor
+    and stops the rest. If this fails, Ray keeps them itself and keep_actors can go.
+
+    (Checked on the cache itself: whether a whole Tune run of batches reuses its workers
+    without keep_actors depends on whether the next batch is pending when the last actor
+    of a batch ends, a race; the suite once saw it reuse both workers.)"""
+    from ray.tune.utils.object_cache import _ObjectCache
+
+    cache = _ObjectCache(may_keep_one=True)
+    assert cache.cache_object("k", 1) and not cache.cache_object("k", 2)
+    cache.increase_max("k", 2)  # two trials waiting for these resources: two are kept
+    assert cache.cache_object("k", 3) and not cache.cache_object("k", 4)
 
 
 def test_policy_restored_after_the_block() -> None:
